@@ -19,8 +19,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-
-from synthpipe.generators.errors import DataError
 from synthpipe.generators.ids import generate_ids
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema
 
