@@ -1,0 +1,350 @@
+"""Read a table or query from a SQL database (PostgreSQL, SQLite, anything SQLAlchemy 2 speaks).
+
+Why this shape:
+- Table names go through SQLAlchemy's identifier quoting (reflection with bound parameters, then
+  `select(table)`), never through string formatting, so a name such as `students; DROP TABLE x` is
+  looked up as one (non-existent) identifier.
+- Rows are streamed in chunks (`yield_per`, a server-side cursor on PostgreSQL) so the driver never
+  buffers the whole result twice; chunks are kept as plain Python values and each column's dtype is
+  decided once over all rows, so a column that is NULL only in some chunks still comes back as
+  `Int64` rather than a float in one chunk and an int in another.
+- A server that cannot be reached is retried with exponential back-off, then fails loudly.
+- Passwords never leave this module: every message, log line and exception shows the URL through
+  `mask_url`, and driver messages are scrubbed of the password as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from synthpipe.generators.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+# Query-string parameters that some drivers accept as credentials; masked like the password.
+_SECRET_QUERY_KEYS = {"password", "passwd", "pwd", "sslpassword", "secret", "token", "access_token"}
+# Driver messages that mean "retrying will not help" (bad credentials, missing database, bad URL).
+_PERMANENT = re.compile(
+    r"authentication failed|password|does not exist|no such|unknown database|access denied|"
+    r"invalid dsn|role .* is not permitted",
+    re.IGNORECASE,
+)
+
+
+def is_sql_source(source: str) -> bool:
+    """True for a database URL (`dialect[+driver]://...`) or a bare SQLite file path.
+
+    `flows/io.py` uses this to send a source to `read_sql` instead of the file readers.
+    """
+    text = str(source)
+    if text.lower().endswith(SQLITE_SUFFIXES):
+        return True
+    scheme = text.split("://", 1)[0] if "://" in text else ""
+    base = scheme.split("+", 1)[0].lower()
+    return base in {"postgresql", "postgres", "sqlite", "mysql", "mariadb", "mssql", "oracle", "duckdb"}
+
+
+def to_sqlalchemy_url(source: str) -> str:
+    """A SQLAlchemy URL for `source`: URLs pass through, a bare `.db/.sqlite/.sqlite3` path becomes
+    `sqlite:///<absolute path>`, and the common `postgres://` spelling becomes `postgresql://`."""
+    text = str(source)
+    if "://" not in text:
+        if text.lower().endswith(SQLITE_SUFFIXES):
+            return f"sqlite:///{Path(text).expanduser().resolve()}"
+        raise ConfigError(
+            f"{text!r} is not a database URL; use dialect://user@host/db (e.g. postgresql://...) "
+            f"or a SQLite file ending in {', '.join(SQLITE_SUFFIXES)}"
+        )
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://") :]
+    return text
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (and any password-like query parameter) replaced by `***`.
+
+    Safe on anything: a string SQLAlchemy cannot parse is masked with a regex instead.
+    """
+    text = str(url)
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(to_sqlalchemy_url(text) if "://" in text else text)
+        if parsed.query:
+            masked = {k: ("***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parsed.query.items()}
+            parsed = parsed.set(query=masked)
+        return parsed.render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy knows: fall back to masking user:password@
+        masked = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+        keys = "|".join(sorted(_SECRET_QUERY_KEYS))
+        return re.sub(rf"((?:{keys})=)[^&\s]*", r"\1***", masked, flags=re.IGNORECASE)
+
+
+def read_sql(
+    url: str,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    chunksize: int = 50_000,
+    schema_name: str | None = None,
+    retries: int = 3,
+    backoff_s: float = 1.0,
+    connect_timeout_s: float = 10.0,
+    allow_empty: bool = False,
+) -> pd.DataFrame:
+    """Read `table` (a quoted identifier, optionally in `schema_name`) or the result of `query`.
+
+    `url` is a SQLAlchemy URL or a bare SQLite file path. Connection attempts that fail for a
+    transient reason are retried `retries` times, sleeping `backoff_s * 2**attempt` between them.
+    Types are kept: integer columns stay int64 (Int64 with NULLs), booleans stay bool (boolean with
+    NULLs), timestamps become datetime64 (UTC for `timestamptz`), NUMERIC/DECIMAL become float64.
+    Raises ConfigError for a bad call (both or neither of table/query, unknown dialect) and
+    DataError for everything the database says (unreachable, unknown table, failing query, no rows).
+    """
+    import sqlalchemy as sa
+
+    if (table is None) == (query is None):
+        raise ConfigError("give exactly one of table or query for a SQL source")
+    if chunksize < 1:
+        raise ConfigError(f"chunksize must be >= 1, got {chunksize}")
+    sa_url = _parse_url(url)
+    shown = mask_url(str(sa_url))
+    secret = sa_url.password
+    engine = _create_engine(sa_url, shown, connect_timeout_s)
+    try:
+        conn = _connect(engine, shown, secret, retries, backoff_s)
+        with conn:
+            if table is not None:
+                source = _reflect_table(conn, table, schema_name, shown)
+                stmt = sa.select(source)
+                what = f"table {table!r}" + (f" (schema {schema_name!r})" if schema_name else "")
+                type_hints = {c.name: c.type for c in source.columns}
+            else:
+                stmt = sa.text(query)
+                what = "query"
+                type_hints = {}
+            try:
+                result = conn.execution_options(yield_per=chunksize).execute(stmt)
+                columns = list(result.keys())
+                chunks = [list(zip(*rows)) for rows in result.partitions()]
+            except sa.exc.DBAPIError as exc:
+                raise DataError(f"{what} failed on {shown}: {_reason(exc, secret)}") from None
+    finally:
+        engine.dispose()
+    frame = _assemble(columns, chunks, type_hints)
+    if not len(frame) and not allow_empty:
+        raise DataError(f"{what} on {shown} returned no rows; there is nothing to learn from")
+    log.info("read %d rows x %d columns from %s (%s)", len(frame), frame.shape[1], shown, what)
+    return frame
+
+
+# ---- connection ---------------------------------------------------------------------------------
+
+
+def _parse_url(url: str, must_exist: bool = True) -> Any:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    text = to_sqlalchemy_url(url)
+    try:
+        parsed = make_url(text)
+    except ArgumentError:
+        raise ConfigError(
+            f"{mask_url(text)!r} is not a valid database URL (dialect://user@host/db)"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ConfigError(f"{mask_url(text)}: an in-memory SQLite database holds no table to read")
+        if must_exist and not Path(database).is_file():
+            # SQLite would silently create an empty file; a missing source is an error instead.
+            raise DataError(f"SQLite database {database} does not exist")
+    return parsed
+
+
+def create_engine(url: str, *, connect_timeout_s: float = 10.0) -> Any:
+    """A SQLAlchemy engine for `url` (or a bare SQLite path) with no connection pool, a connect
+    timeout, and whichever PostgreSQL driver is installed. Tests and tools use it to set up tables."""
+    sa_url = _parse_url(url, must_exist=False)
+    return _create_engine(sa_url, mask_url(str(sa_url)), connect_timeout_s)
+
+
+def _with_installed_driver(sa_url: Any) -> Any:
+    """SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; fall back to psycopg2 when only
+    psycopg2(-binary) is installed, so users need not spell the driver."""
+    import importlib.util
+
+    if sa_url.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return sa_url.set(drivername="postgresql+psycopg2")
+    return sa_url
+
+
+def _create_engine(sa_url: Any, shown: str, connect_timeout_s: float) -> Any:
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    sa_url = _with_installed_driver(sa_url)
+    connect_args: dict[str, Any] = {}
+    backend, driver = sa_url.get_backend_name(), sa_url.get_driver_name()
+    if (
+        backend == "postgresql"
+        and driver in ("psycopg2", "psycopg")
+        and "connect_timeout" not in sa_url.query
+    ):
+        connect_args["connect_timeout"] = max(1, int(round(connect_timeout_s)))
+    elif backend == "sqlite":
+        connect_args["timeout"] = connect_timeout_s
+    try:
+        return sa.create_engine(sa_url, poolclass=NullPool, connect_args=connect_args)
+    except (sa.exc.NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+        raise ConfigError(
+            f"no SQLAlchemy driver for {shown} ({exc.__class__.__name__}: {exc}); "
+            "install the driver package (psycopg2-binary for PostgreSQL)"
+        ) from None
+
+
+def _connect(engine: Any, shown: str, secret: str | None, retries: int, backoff_s: float) -> Any:
+    """Open a connection, retrying transient failures with exponential back-off."""
+    import sqlalchemy as sa
+
+    attempts = max(0, retries) + 1
+    for attempt in range(attempts):
+        try:
+            return engine.connect()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            reason = _reason(exc, secret)
+            permanent = bool(_PERMANENT.search(reason))
+            if permanent or attempt == attempts - 1:
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                raise DataError(f"cannot reach database at {shown}{tries}: {reason}") from None
+            delay = backoff_s * 2**attempt
+            log.warning(
+                "cannot reach database at %s (%s); retry %d/%d in %.1fs",
+                shown,
+                reason,
+                attempt + 1,
+                retries,
+                delay,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reason(exc: BaseException, secret: str | None) -> str:
+    """The driver's own message, first line, without the password (drivers rarely echo it; be sure)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(" ".join(str(orig).strip().split("\n")[0:2]).split()) or exc.__class__.__name__
+    if secret:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _reflect_table(conn: Any, table: str, schema_name: str | None, shown: str) -> Any:
+    """The table's columns and types, looked up by name with bound parameters (no SQL built from it)."""
+    import sqlalchemy as sa
+
+    if not isinstance(table, str) or not table:
+        raise ConfigError(f"table name must be a non-empty string, got {table!r}")
+    try:
+        return sa.Table(table, sa.MetaData(), autoload_with=conn, schema=schema_name)
+    except sa.exc.NoSuchTableError:
+        try:
+            known = sorted(sa.inspect(conn).get_table_names(schema=schema_name))
+        except sa.exc.SQLAlchemyError:
+            known = []
+        listing = f"; tables are {known[:30]}" if known else ""
+        where = f" in schema {schema_name!r}" if schema_name else ""
+        raise DataError(f"table {table!r} not found{where} in {shown}{listing}") from None
+    except sa.exc.DBAPIError as exc:
+        raise DataError(
+            f"cannot read the definition of table {table!r} in {shown}: {_reason(exc, None)}"
+        ) from None
+
+
+# ---- typing the result ----------------------------------------------------------------------------
+
+
+def _assemble(columns: Sequence[str], chunks: list[list[tuple]], type_hints: dict[str, Any]) -> pd.DataFrame:
+    """One DataFrame from column-wise chunks, each column typed once over all its values."""
+    data = {}
+    for i, name in enumerate(columns):
+        parts = [np.array(chunk[i], dtype=object) for chunk in chunks if chunk]
+        values = np.concatenate(parts) if parts else np.empty(0, dtype=object)
+        data[name] = _typed(values, type_hints.get(name))
+    if len(set(columns)) != len(columns):
+        duplicated = sorted({c for c in columns if list(columns).count(c) > 1})
+        raise DataError(f"the result has duplicated column name(s) {duplicated}; alias them in the query")
+    return pd.DataFrame(data, columns=list(columns))
+
+
+def _typed(values: np.ndarray, sa_type: Any | None) -> pd.Series:
+    """A Series with the narrowest faithful dtype for the driver's Python values."""
+    series = pd.Series(values, dtype=object)
+    has_null = bool(series.isna().any())
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind == "empty":
+        return _empty_column(series, sa_type)
+    if kind == "integer":
+        try:
+            return series.astype("Int64") if has_null else series.astype("int64")
+        except (OverflowError, TypeError, ValueError):
+            return series  # beyond int64: keep the exact Python ints
+    if kind == "boolean":
+        return series.astype("boolean") if has_null else series.astype(bool)
+    if kind in ("floating", "mixed-integer-float", "decimal"):
+        return pd.to_numeric(series, errors="coerce").astype("float64")
+    if kind in ("datetime", "datetime64", "date"):
+        return _datetimes(series)
+    if kind in ("timedelta", "timedelta64"):
+        return pd.to_timedelta(series)
+    if kind == "mixed" and all(_is_text_like(v) for v in _sample(series)):
+        return series.map(lambda v: v if v is None or isinstance(v, str) else str(v))  # e.g. UUIDs
+    return series
+
+
+def _datetimes(series: pd.Series) -> pd.Series:
+    first = series.dropna().iloc[0]
+    aware = isinstance(first, dt.datetime) and first.tzinfo is not None
+    # timestamptz arrives in the session's time zone with a fixed offset; UTC is the stable choice.
+    try:
+        return pd.to_datetime(series, utc=aware)
+    except (ValueError, OverflowError):  # outside pandas' nanosecond range: keep the Python values
+        return series
+
+
+def _empty_column(series: pd.Series, sa_type: Any | None) -> pd.Series:
+    """An all-NULL column: use the declared type when there is one."""
+    import sqlalchemy as sa
+
+    if sa_type is not None:
+        if isinstance(sa_type, sa.Boolean):
+            return series.astype("boolean")
+        if isinstance(sa_type, sa.Integer):
+            return series.astype("Int64")
+        if isinstance(sa_type, sa.Float | sa.Numeric):
+            return series.astype("float64")
+        if isinstance(sa_type, sa.DateTime):
+            return pd.to_datetime(series, utc=bool(getattr(sa_type, "timezone", False)))
+        if isinstance(sa_type, sa.Date):
+            return pd.to_datetime(series)
+    return series
+
+
+def _sample(series: pd.Series, n: int = 100) -> Iterable[Any]:
+    return series.dropna().iloc[:n]
+
+
+def _is_text_like(value: Any) -> bool:
+    import uuid
+
+    return isinstance(value, str | uuid.UUID)

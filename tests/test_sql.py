@@ -1,0 +1,283 @@
+"""SQL sources: SQLite files and a real PostgreSQL server (started by .ci/start-postgres.sh)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import uuid
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from synthpipe.flows.sql import create_engine, is_sql_source, mask_url, read_sql, to_sqlalchemy_url
+from synthpipe.generators.errors import ConfigError, DataError
+
+PG_URL = os.environ.get(
+    "SYNTHPIPE_TEST_PG_URL", "postgresql://synthpipe:synthpipe@127.0.0.1:5432/synthpipe_test"
+)
+INJECTION = "students; DROP TABLE students"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- URLs and masking -------------------------------------------------------------------------------
+
+
+def test_mask_url_hides_passwords_everywhere():
+    assert (
+        mask_url("postgresql://alice:hunter2@db.example:5432/prod")
+        == "postgresql://alice:***@db.example:5432/prod"
+    )
+    assert "hunter2" not in mask_url("postgresql://alice@db/prod?password=hunter2&sslmode=require")
+    assert "sslmode=require" in mask_url("postgresql://alice@db/prod?password=hunter2&sslmode=require")
+    assert mask_url("postgres://bob:pw%40x@h/d") == "postgresql://bob:***@h/d"
+    assert "topsecret" not in mask_url("weird://x:topsecret@[bad")
+    assert mask_url("postgresql://alice@db/prod") == "postgresql://alice@db/prod"
+
+
+def test_source_detection_and_sqlite_paths(tmp_path):
+    assert is_sql_source("postgresql://u@h/d") and is_sql_source("postgresql+psycopg2://u@h/d")
+    assert is_sql_source("data/app.sqlite3") and is_sql_source("x.db") and is_sql_source("sqlite:///x")
+    assert not is_sql_source("data/table.csv") and not is_sql_source("s3://bucket/x.parquet")
+    assert to_sqlalchemy_url(str(tmp_path / "a.db")) == f"sqlite:///{tmp_path / 'a.db'}"
+    with pytest.raises(ConfigError, match="not a database URL"):
+        to_sqlalchemy_url("table.csv")
+
+
+# ---- SQLite -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """A SQLite file with typed columns; NULLs only in the last rows, so only late chunks hold them."""
+    path = tmp_path / "app.db"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE students (id INTEGER, age INTEGER, score REAL, name TEXT, active BOOLEAN, "
+        "enrolled DATETIME, born DATE)"
+    )
+    rows = [
+        (
+            i,
+            18 + i % 7 if i < 45 else None,
+            i / 4,
+            f"s{i}",
+            i % 3 == 0,
+            f"2024-01-{1 + i % 28:02d} 10:00:00",
+            f"2000-02-{1 + i % 28:02d}",
+        )
+        for i in range(50)
+    ]
+    con.executemany("INSERT INTO students VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute("CREATE TABLE empty_t (a INTEGER, b TEXT)")
+    con.commit()
+    con.close()
+    return path
+
+
+def test_sqlite_table_streams_in_chunks_and_keeps_types(sqlite_db):
+    df = read_sql(str(sqlite_db), table="students", chunksize=7)  # bare path -> SQLite
+    assert len(df) == 50 and list(df.columns) == ["id", "age", "score", "name", "active", "enrolled", "born"]
+    assert df["id"].dtype == "int64"
+    assert df["age"].dtype == "Int64" and df["age"].isna().sum() == 5 and df["age"].iloc[0] == 18
+    assert df["score"].dtype == "float64"
+    assert df["active"].dtype == bool and df["active"].sum() == 17
+    assert df["enrolled"].dtype == "datetime64[ns]" and df["enrolled"].iloc[1] == pd.Timestamp(
+        "2024-01-02 10:00"
+    )
+    assert pd.api.types.is_datetime64_dtype(df["born"])
+    assert df.equals(read_sql(f"sqlite:///{sqlite_db}", table="students", chunksize=50_000))
+
+
+def test_sqlite_query(sqlite_db):
+    df = read_sql(
+        str(sqlite_db), query="SELECT id, name FROM students WHERE id < 10 ORDER BY id", chunksize=3
+    )
+    assert df["id"].tolist() == list(range(10)) and df["id"].dtype == "int64"
+    assert df["name"].iloc[9] == "s9"
+
+
+def test_sqlite_table_name_is_an_identifier_not_sql(sqlite_db):
+    with pytest.raises(DataError, match=r"table 'students; DROP TABLE students' not found.*students"):
+        read_sql(str(sqlite_db), table=INJECTION)
+    con = sqlite3.connect(sqlite_db)
+    assert con.execute("SELECT count(*) FROM students").fetchone()[0] == 50
+    con.close()
+
+
+def test_sqlite_errors(sqlite_db, tmp_path):
+    missing = tmp_path / "missing.sqlite"
+    with pytest.raises(DataError, match="missing.sqlite does not exist"):
+        read_sql(str(missing), table="t")
+    assert not missing.exists()  # SQLite would have created it
+    with pytest.raises(ConfigError, match="exactly one of table or query"):
+        read_sql(str(sqlite_db), table="students", query="SELECT 1")
+    with pytest.raises(ConfigError, match="exactly one of table or query"):
+        read_sql(str(sqlite_db))
+    with pytest.raises(DataError, match="query failed on sqlite:///.*no such table: nope"):
+        read_sql(str(sqlite_db), query="SELECT * FROM nope")
+    with pytest.raises(DataError, match="returned no rows"):
+        read_sql(str(sqlite_db), table="empty_t")
+    empty = read_sql(str(sqlite_db), table="empty_t", allow_empty=True)
+    assert list(empty.columns) == ["a", "b"] and len(empty) == 0 and empty["a"].dtype == "Int64"
+
+
+# ---- unreachable server -------------------------------------------------------------------------------
+
+
+def test_unreachable_server_retries_then_fails_without_password(caplog):
+    url = f"postgresql://alice:S3cr3tPw@127.0.0.1:{_free_port()}/nowhere"
+    with caplog.at_level(logging.WARNING, logger="synthpipe.flows.sql"):
+        with pytest.raises(DataError) as info:
+            read_sql(url, table="students", retries=2, backoff_s=0.01)
+    message = str(info.value)
+    assert message.startswith(
+        f"cannot reach database at postgresql://alice:***@127.0.0.1:{url.split(':')[3]}"
+    )
+    assert "after 3 attempts" in message and "refused" in message.lower()
+    assert "S3cr3tPw" not in message and "S3cr3tPw" not in repr(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 2
+    assert all("S3cr3tPw" not in r.getMessage() for r in caplog.records)
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg():
+    """An engine on the test server; every table a test makes is dropped afterwards."""
+    engine = create_engine(PG_URL)
+    made: list[str] = []
+    yield engine, made
+    with engine.begin() as conn:
+        for name in made:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {name} CASCADE"))
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS sp_test_schema CASCADE"))
+    engine.dispose()
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.postgres
+def test_postgres_types_survive(pg):
+    engine, made = pg
+    name = _name("types")
+    made.append(name)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET TIME ZONE 'Europe/Paris'"))
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {name} (id bigint, n integer, price numeric(10,2), ratio double precision, "
+                "ok boolean, maybe boolean, at timestamptz, local timestamp, day date, label text, code uuid)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {name} SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE g * 2 END, g * 1.25, g / 3.0, "
+                "g % 2 = 0, CASE WHEN g > 90 THEN NULL ELSE g % 2 = 1 END, "
+                "timestamptz '2024-03-01 12:00:00+00' + g * interval '1 hour', "
+                "timestamp '2024-03-01 00:00:00' + g * interval '1 day', date '2024-01-01' + g, "
+                "'row ' || g, md5(g::text)::uuid FROM generate_series(1, 100) g"
+            )
+        )
+    df = read_sql(PG_URL, table=name, chunksize=13)
+    assert len(df) == 100
+    assert df["id"].dtype == "int64" and df["id"].tolist() == list(range(1, 101))
+    assert df["n"].dtype == "Int64" and df["n"].isna().sum() == 10 and df["n"].iloc[0] == 2
+    assert df["price"].dtype == "float64" and df["price"].iloc[3] == 5.0
+    assert df["ratio"].dtype == "float64"
+    assert df["ok"].dtype == bool and df["maybe"].dtype == "boolean" and df["maybe"].isna().sum() == 10
+    assert str(df["at"].dtype) == "datetime64[ns, UTC]"
+    assert df["at"].iloc[0] == pd.Timestamp("2024-03-01 13:00", tz="UTC")
+    assert str(df["local"].dtype) == "datetime64[ns]" and df["local"].iloc[0] == pd.Timestamp("2024-03-02")
+    assert pd.api.types.is_datetime64_dtype(df["day"])
+    assert df["label"].iloc[4] == "row 5"
+    assert isinstance(df["code"].iloc[0], str) and len(df["code"].iloc[0]) == 36
+
+
+@pytest.mark.postgres
+def test_postgres_query_streams_in_chunks(pg):
+    engine, made = pg
+    name = _name("big")
+    made.append(name)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {name} AS SELECT g AS k, (g % 7)::text AS c FROM generate_series(1, 1000) g"
+            )
+        )
+    df = read_sql(PG_URL, query=f"SELECT k, c, k * 0.5 AS half FROM {name} ORDER BY k", chunksize=64)
+    assert df["k"].tolist() == list(range(1, 1001)) and df["k"].dtype == "int64"
+    assert df["half"].dtype == "float64" and df["half"].iloc[-1] == 500.0
+    assert (
+        read_sql(PG_URL, table=name, chunksize=1000).sort_values("k", ignore_index=True)["c"].equals(df["c"])
+    )
+
+
+@pytest.mark.postgres
+def test_postgres_table_name_is_an_identifier_not_sql(pg):
+    engine, made = pg
+    made.append("students")
+    odd = 'odd "name"; DROP TABLE students'
+    made.append('"odd ""name""; DROP TABLE students"')
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS students (id integer, name text)"))
+        conn.execute(sa.text("DELETE FROM students"))
+        conn.execute(sa.text("INSERT INTO students VALUES (1, 'ada'), (2, 'bo')"))
+        conn.execute(sa.text('CREATE TABLE "odd ""name""; DROP TABLE students" (v integer)'))
+        conn.execute(sa.text('INSERT INTO "odd ""name""; DROP TABLE students" VALUES (7)'))
+    with pytest.raises(
+        DataError,
+        match="table 'students; DROP TABLE students' not found in postgresql://synthpipe:\\*\\*\\*@",
+    ):
+        read_sql(PG_URL, table=INJECTION)
+    assert read_sql(PG_URL, table="students")["name"].tolist() == ["ada", "bo"]
+    # A real table whose name contains quotes and SQL is read as that one table, nothing else happens.
+    assert read_sql(PG_URL, table=odd)["v"].tolist() == [7]
+    assert read_sql(PG_URL, table="students")["id"].tolist() == [1, 2]
+
+
+@pytest.mark.postgres
+def test_postgres_schema_name(pg):
+    engine, made = pg
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS sp_test_schema"))
+        conn.execute(sa.text("CREATE TABLE sp_test_schema.items (v numeric)"))
+        conn.execute(sa.text("INSERT INTO sp_test_schema.items VALUES (1.5), (NULL)"))
+    df = read_sql(PG_URL, table="items", schema_name="sp_test_schema")
+    assert df["v"].dtype == "float64" and df["v"].iloc[0] == 1.5 and pd.isna(df["v"].iloc[1])
+    with pytest.raises(DataError, match="table 'items' not found in"):
+        read_sql(PG_URL, table="items")
+
+
+@pytest.mark.postgres
+def test_postgres_wrong_password_fails_fast_and_masked(caplog):
+    url = sa.engine.make_url(PG_URL).set(password="Wr0ngPassw0rd").render_as_string(hide_password=False)
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(DataError, match="password authentication failed") as info:
+            read_sql(url, table="students", retries=3, backoff_s=5)  # permanent: no retries, no sleeping
+    assert "Wr0ngPassw0rd" not in str(info.value) and ":***@" in str(info.value)
+    assert not any("retry" in r.getMessage() for r in caplog.records)
+    assert all("Wr0ngPassw0rd" not in r.getMessage() for r in caplog.records)
+
+
+def test_decimal_and_bigint_values_are_typed():
+    from synthpipe.flows.sql import _assemble
+
+    # Two chunks, stored column-wise as read_sql keeps them: (d, big, nothing).
+    chunks = [[(Decimal("1.10"),), (2**62,), (None,)], [(None,), (5,), (None,)]]
+    df = _assemble(["d", "big", "nothing"], chunks, {})
+    assert df["d"].dtype == "float64" and df["d"].iloc[0] == 1.1 and pd.isna(df["d"].iloc[1])
+    assert df["big"].dtype == "int64" and df["big"].iloc[0] == 2**62
+    assert df["nothing"].isna().all()
