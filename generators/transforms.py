@@ -190,7 +190,7 @@ class ContinuousEncoder:
                 dt = dt.dt.tz_localize("UTC").dt.tz_convert(col.timezone)
             if self.datetime_unit:  # rounds the local wall clock, as the source was recorded
                 dt = dt.dt.round(self.datetime_unit, ambiguous="NaT", nonexistent="shift_forward")
-            dt[null] = pd.NaT
+            dt = dt.mask(pd.Series(null, index=dt.index))
             return dt.astype(col.dtype) if col.dtype.startswith("datetime64") else dt
         if col.min is not None:
             x = np.clip(x, col.min, col.max)

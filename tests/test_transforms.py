@@ -1,0 +1,164 @@
+"""The table encoder is reversible: decode(encode(df)) gives the table back.
+
+Exactly for categoricals, booleans and nulls; within float32 tolerance for numbers and datetimes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from synthpipe.generators.schema import ColumnKind, infer_schema
+from synthpipe.generators.transforms import OTHER, TableEncoder, fit_gmm_1d
+
+
+def assert_round_trip(df: pd.DataFrame, back: pd.DataFrame, schema) -> None:
+    assert list(back.columns) == list(df.columns)
+    for column in schema.columns:
+        a, b = df[column.name], back[column.name]
+        if column.kind == ColumnKind.ID:
+            continue  # minted fresh by design
+        assert a.isna().tolist() == b.isna().tolist(), column.name
+        assert str(b.dtype) == str(a.dtype), (column.name, a.dtype, b.dtype)
+        present = a.notna().to_numpy()
+        if column.kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER):
+            x, y = a[present].astype(float).to_numpy(), b[present].astype(float).to_numpy()
+            scale = max(1.0, float(np.abs(x).max(initial=0)))
+            np.testing.assert_allclose(y, x, rtol=0, atol=1e-5 * scale + 1e-9, err_msg=column.name)
+        elif column.kind == ColumnKind.DATETIME:
+            delta = (a[present] - b[present]).abs().max()
+            assert pd.isna(delta) or delta <= pd.Timedelta(seconds=120), (column.name, delta)
+        else:
+            assert a[present].tolist() == b[present].tolist(), column.name
+
+
+def test_round_trip_of_every_kind(mixed_table):
+    schema = infer_schema(mixed_table)
+    enc = TableEncoder().fit(mixed_table, schema)
+    encoded = enc.encode(mixed_table)
+    back = enc.decode(encoded.values, encoded.codes, seed=0)
+    assert_round_trip(mixed_table, back, schema)
+    assert (back["constant"] == "same").all()
+    assert not set(back["id"]) & set(mixed_table["id"])
+
+
+def test_round_trip_of_the_shipped_table(acs12):
+    schema = infer_schema(acs12)
+    enc = TableEncoder().fit(acs12, schema)
+    encoded = enc.encode(acs12)
+    assert_round_trip(acs12, enc.decode(encoded.values, encoded.codes), schema)
+
+
+def test_state_dict_is_json_and_restores_the_same_decoder(mixed_table):
+    schema = infer_schema(mixed_table)
+    enc = TableEncoder().fit(mixed_table, schema)
+    again = TableEncoder.from_state_dict(json.loads(json.dumps(enc.state_dict())))
+    encoded = enc.encode(mixed_table)
+    pd.testing.assert_frame_equal(
+        enc.decode(encoded.values, encoded.codes, seed=1), again.decode(encoded.values, encoded.codes, seed=1)
+    )
+
+
+def test_to_dense_builds_one_hot_blocks(mixed_table):
+    enc = TableEncoder().fit(mixed_table, infer_schema(mixed_table))
+    encoded = enc.encode(mixed_table)
+    dense = enc.to_dense(torch.as_tensor(encoded.values), torch.as_tensor(encoded.codes))
+    assert dense.shape == (len(mixed_table), enc.dense_dim_)
+    for span in enc.discrete_spans:
+        block = dense[:, span.start : span.start + span.width]
+        assert torch.all(block.sum(dim=1) == 1)
+        assert torch.equal(block.argmax(dim=1), torch.as_tensor(encoded.codes[:, span.index]))
+
+
+def test_gmm_finds_separated_modes_and_point_masses():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.zeros(3000), rng.normal(100, 5, 3000), rng.normal(1000, 50, 4000)])
+    weights, means, stds = fit_gmm_1d(x)
+    for target, share in ((0, 0.3), (100, 0.3), (1000, 0.4)):
+        near = np.abs(means - target) < 0.1 * max(target, 10)
+        assert near.any(), (target, means)
+        assert abs(weights[near].sum() - share) < 0.05
+
+
+def test_high_cardinality_is_bounded_and_folds_the_tail():
+    rng = np.random.default_rng(0)
+    n = 40_000
+    df = pd.DataFrame({"user": [f"u{i}" for i in rng.integers(0, 30_000, n)], "x": rng.normal(size=n)})
+    schema = infer_schema(df)
+    assert schema["user"].kind == ColumnKind.CATEGORICAL
+    enc = TableEncoder(max_categories=100).fit(df, schema)
+    assert enc.dense_dim_ < 130  # 100 head categories + OTHER + the numeric column's blocks
+    encoded = enc.encode(df)
+    assert encoded.codes.dtype == np.int64 and encoded.values.dtype == np.float32
+    back = enc.decode(encoded.values, encoded.codes, seed=0)
+    assert OTHER not in set(back["user"])
+    assert set(back["user"]) <= set(df["user"])
+
+
+def test_large_table_fits_quickly_on_a_bounded_subsample():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"v": rng.lognormal(3, 1, 300_000)})
+    enc = TableEncoder(max_fit_rows=20_000).fit(df, infer_schema(df))
+    assert enc.encoders_["v"].n_modes >= 1  # fitted from 20k rows, encoded over all rows:
+    assert enc.encode(df).values.shape == (300_000, 1)
+
+
+@st.composite
+def tables(draw):
+    n = draw(st.integers(min_value=2, max_value=40))
+    columns = {}
+    n_cols = draw(st.integers(min_value=1, max_value=5))
+    for i in range(n_cols):
+        kind = draw(st.sampled_from(["float", "int", "cat", "bool", "datetime", "nullable_int"]))
+        nulls = draw(st.booleans())
+
+        def with_nulls(values, dtype=None):
+            mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n))) if nulls else np.zeros(n, bool)
+            s = pd.Series(values, dtype=dtype)
+            return s.mask(mask) if mask.any() else s
+
+        if kind == "float":
+            vals = draw(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=n, max_size=n))
+            columns[f"f{i}"] = with_nulls(np.array(vals, dtype=np.float64))
+        elif kind == "int":
+            columns[f"i{i}"] = pd.Series(draw(st.lists(st.integers(-1000, 1000), min_size=n, max_size=n)), dtype="int64")
+        elif kind == "nullable_int":
+            columns[f"n{i}"] = with_nulls(draw(st.lists(st.integers(0, 50), min_size=n, max_size=n)), dtype="Int64")
+        elif kind == "cat":
+            vals = draw(st.lists(st.sampled_from(["a", "b", "ç", "dé", "e f"]), min_size=n, max_size=n))
+            columns[f"c{i}"] = with_nulls(np.array(vals, dtype=object))
+        elif kind == "bool":
+            columns[f"b{i}"] = pd.Series(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+        else:
+            days = draw(st.lists(st.integers(0, 3650), min_size=n, max_size=n))
+            columns[f"d{i}"] = pd.Series(pd.Timestamp("2015-01-01", tz="UTC") + pd.to_timedelta(days, "D"))
+    return pd.DataFrame(columns)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables())
+def test_decode_inverts_encode_on_random_tables(df):
+    schema = infer_schema(df)
+    enc = TableEncoder().fit(df, schema)
+    encoded = enc.encode(df)
+    assert encoded.values.shape[0] == encoded.codes.shape[0] == len(df) or enc.n_values_ + enc.n_codes_ == 0
+    assert_round_trip(df, enc.decode(encoded.values, encoded.codes, seed=0), schema)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "Int64"])
+def test_very_large_integers_stay_integers_in_range(dtype):
+    base = 2**62
+    df = pd.DataFrame({"big": pd.array([base + i * 1_000_003 for i in range(200)], dtype=dtype)})
+    schema = infer_schema(df, {"big": {"kind": "integer"}})
+    enc = TableEncoder().fit(df, schema)
+    encoded = enc.encode(df)
+    back = enc.decode(encoded.values, encoded.codes)
+    assert str(back["big"].dtype) == dtype
+    assert back["big"].min() >= df["big"].min() and back["big"].max() <= df["big"].max()
+    np.testing.assert_allclose(back["big"].astype(float), df["big"].astype(float), rtol=1e-6)
