@@ -1,0 +1,1 @@
+"""Prefect orchestration, I/O, configuration and the `synthpipe` command."""
