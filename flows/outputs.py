@@ -148,7 +148,30 @@ def output_lock(out_root: str | os.PathLike, timeout_s: float = 600.0, poll_s: f
     """
     root = Path(out_root)
     root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK
+    with file_lock(
+        root / LOCK,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        busy=f"output directory {root} is in use by another synthpipe run{{holder}}",
+        advice="Wait for that run to finish or write to another --out directory",
+    ) as path:
+        yield path
+
+
+@contextmanager
+def file_lock(
+    path: str | os.PathLike,
+    *,
+    timeout_s: float = 600.0,
+    poll_s: float = 0.2,
+    busy: str = "{path} is locked by another process{holder}",
+    advice: str = "",
+) -> Iterator[Path]:
+    """An exclusive flock on `path` (created if missing), with a bounded wait and a clear error.
+
+    `busy` is the error's first sentence; `{path}` and `{holder}` (" (pid N)") are filled in.
+    """
+    path = Path(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + max(0.0, timeout_s)
@@ -160,12 +183,9 @@ def output_lock(out_root: str | os.PathLike, timeout_s: float = 600.0, poll_s: f
                 if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     raise
                 if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
-                    raise OutputBusyError(
-                        f"output directory {root} is in use by another synthpipe run{holder}; "
-                        f"waited {timeout_s:g}s for its lock ({path}). Wait for that run to finish or "
-                        "write to another --out directory"
-                    ) from None
+                    first = busy.format(path=path, holder=_read_holder(fd))
+                    tail = f". {advice}" if advice else ""
+                    raise OutputBusyError(f"{first}; waited {timeout_s:g}s for its lock ({path}){tail}") from None
                 time.sleep(poll_s)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
