@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 from synthpipe.generators.errors import ConfigError, DataError, ModelError
-from synthpipe.generators.schema import ColumnKind, TableSchema, infer_schema
+from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema, infer_schema
 from synthpipe.generators.transforms import TableEncoder
 
 FORMAT_VERSION = 1
@@ -103,6 +103,7 @@ class BaseGenerator:
             raise ModelError(f"--resume: no checkpoint found in {self.config.checkpoint_dir!r}")
         if checkpoint is not None:
             self.encoder_ = TableEncoder.from_state_dict(checkpoint["encoder"])
+            self._load_extra_state(checkpoint.get("extra", {}))
         else:
             self.encoder_ = TableEncoder(
                 max_modes=self.config.max_modes,
@@ -111,8 +112,10 @@ class BaseGenerator:
                 seed=self.config.seed,
             ).fit(data, self.schema_)
         train, val = self._split(data)
-        self.train_ = self._to_device(self.encoder_.encode(train))
-        self.val_ = self._to_device(self.encoder_.encode(val)) if len(val) else None
+        if checkpoint is None:
+            self._fit_preprocessing(train)
+        self.train_ = self._encode_rows(train)
+        self.val_ = self._encode_rows(val) if len(val) else None
         self.n_train_ = len(train)
         self._build()
         self.history_: dict[str, list[float]] = {}
@@ -145,9 +148,7 @@ class BaseGenerator:
             cond = conditions.iloc[start : start + size].reset_index(drop=True) if conditions is not None else None
             with torch.no_grad():
                 values, codes = self._sample_encoded(size, gen, cond)
-            frames.append(
-                self.encoder_.decode(values, codes, seed=derive_seed(seed, i, 1), start_index=start_index + start)
-            )
+            frames.append(self._decode(values, codes, seed=derive_seed(seed, i, 1), start_index=start_index + start))
         if not frames:
             empty = self.encoder_.decode(
                 np.zeros((0, self.encoder_.n_values_), np.float32), np.zeros((0, self.encoder_.n_codes_), np.int64)
@@ -248,6 +249,18 @@ class BaseGenerator:
         """Draw n rows in encoded form: (values float32 [n, n_values], codes int64 [n, n_codes])."""
         raise NotImplementedError
 
+    def _fit_preprocessing(self, train: pd.DataFrame) -> None:
+        """Fit model-specific preprocessing on the training rows (after the shared encoder, before
+        encoding); its state belongs in _extra_state so that save/load and resume restore it."""
+
+    def _encode_rows(self, df: pd.DataFrame) -> Any:
+        """Rows -> what _train_epoch and _validation_loss consume (default: encoder tensors on the device)."""
+        return self._to_device(self.encoder_.encode(df))
+
+    def _decode(self, values: np.ndarray, codes: np.ndarray, seed: int, start_index: int) -> pd.DataFrame:
+        """What _sample_encoded returned -> a DataFrame in the schema's order and dtypes."""
+        return self.encoder_.decode(values, codes, seed=seed, start_index=start_index)
+
     def _extra_state(self) -> dict[str, Any]:
         return {}
 
@@ -345,6 +358,7 @@ class BaseGenerator:
             "rng": self.generator_.get_state(),
             "torch_rng": torch.get_rng_state(),
             "encoder": json.dumps(self.encoder_.state_dict(), default=_json_default),
+            "extra": json.dumps(self._extra_state(), default=_json_default),
             "generator": self.name,
         }
         tmp = path.with_suffix(".tmp")
@@ -361,6 +375,7 @@ class BaseGenerator:
         if state.get("generator") != self.name:
             raise ModelError(f"{path} is a {state.get('generator')!r} checkpoint, not {self.name!r}")
         state["encoder"] = json.loads(state["encoder"])
+        state["extra"] = json.loads(state.get("extra", "{}"))
         return state
 
     def _restore_checkpoint(self, state: dict[str, Any]) -> int:
@@ -431,14 +446,68 @@ class BaseGenerator:
                     f"{name!r} is {column.kind.value} (the autoregressive generator conditions on any column)"
                 )
             if discrete:
-                known = [c for c in self.encoder_.encoders_[name].categories]
+                encoder = self.encoder_.encoders_[name]
+                known = list(encoder.categories)
+                if self.supports_conditions == "any":  # such models emit the folded value itself
+                    known += list(encoder.tail)
                 unseen = sorted({v for v in frame[name].dropna().unique() if v not in known}, key=str)
                 if unseen:
                     raise ConfigError(
                         f"condition {name}={unseen[0]!r}: value not seen in training; known values are "
                         f"{[k for k in known if k is not None][:50]}"
                     )
+            elif column.kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME):
+                frame[name] = _range_conditions(frame[name], column)
         return frame
+
+
+def _range_conditions(cells: pd.Series, column: ColumnSchema) -> pd.Series:
+    """Numeric/datetime condition cells -> (low, high) tuples (floats or Timestamps, None = open end).
+
+    A cell holds a (low, high) pair or one value v, read as (v, v); NaN/None leaves the row
+    unconditioned. The range must overlap the training range [column.min, column.max].
+    """
+    name, is_time = column.name, column.kind == ColumnKind.DATETIME
+
+    def parse(value: Any) -> Any:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return None
+        try:
+            if not is_time:
+                return float(value)
+            stamp = pd.Timestamp(value)
+            if column.timezone is not None:  # naive ends are wall-clock times in the column's zone
+                return stamp.tz_convert(column.timezone) if stamp.tz else stamp.tz_localize(column.timezone)
+            return stamp.tz_convert("UTC").tz_localize(None) if stamp.tz else stamp
+        except (TypeError, ValueError):
+            raise ConfigError(f"condition on {name!r}: {value!r} is not a {column.kind.value} value") from None
+
+    lo_bound, hi_bound = parse(column.min), parse(column.max)
+    out: list[Any] = []
+    seen: dict[Any, Any] = {}
+    for cell in cells:
+        if not isinstance(cell, tuple | list) and parse(cell) is None:
+            out.append(None)
+            continue
+        key = tuple(cell) if isinstance(cell, tuple | list) else cell
+        if key not in seen:
+            if isinstance(cell, tuple | list):
+                if len(cell) != 2:
+                    raise ConfigError(f"condition on {name!r}: a range is (low, high), got {cell!r}")
+                low, high = parse(cell[0]), parse(cell[1])
+            else:
+                low = high = parse(cell)
+            if low is not None and high is not None and low > high:
+                raise ConfigError(f"condition on {name!r}: low {low} is above high {high}")
+            if (low is not None and hi_bound is not None and low > hi_bound) or (
+                high is not None and lo_bound is not None and high < lo_bound
+            ):
+                raise ConfigError(
+                    f"condition {name}={low}..{high} lies outside the training range {column.min}..{column.max}"
+                )
+            seen[key] = (low, high)
+        out.append(seen[key])
+    return pd.Series(out, index=cells.index, dtype=object)
 
 
 class _progress:
