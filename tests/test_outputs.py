@@ -83,7 +83,7 @@ def test_promote_is_atomic_for_concurrent_readers(tmp_path):
     reader.start()
     try:
         assert ready.wait(30)  # the reader is running before the swaps start
-        for i in range(1000):
+        for i in range(600):
             promote(tmp_path, b if i % 2 == 0 else a)
     finally:
         stop.set()
