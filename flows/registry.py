@@ -230,7 +230,7 @@ def decide_reuse(
     """Reuse `entry`'s model for `new_df`, or retrain? Returns (reused, reason).
 
     In order: no entry -> retrain; identical data (same `fingerprint`, or the same content hash)
-    -> reuse, "same data"; columns added, removed or of another kind -> retrain; then
+    -> reuse, "same data"; columns added, removed or of another dtype -> retrain; then
     `shift_fn(stored sample, sample of new_df, schema)` (default `default_shift_test`) decides.
     """
     if entry is None:
@@ -245,6 +245,13 @@ def decide_reuse(
     if added or removed:
         parts = ([f"added {added}"] if added else []) + ([f"removed {removed}"] if removed else [])
         return False, "columns changed: " + ", ".join(parts)
+    retyped = [
+        f"{c['name']} {c['dtype']} -> {new_df[c['name']].dtype}"
+        for c in entry.schema.get("columns", [])
+        if c.get("dtype") and str(new_df[c["name"]].dtype) != c["dtype"]
+    ]
+    if retyped:
+        return False, "column types changed: " + ", ".join(retyped)
     reference = entry.snapshot()
     current = _bounded_sample(new_df, sample_rows, seed)
     shifted, summary = (shift_fn or default_shift_test)(reference, current, entry.schema)

@@ -145,6 +145,9 @@ def test_reuse_decisions(tmp_path, halves):
     reused, reason = decide_reuse(entry, new.drop(columns=["lang"]).assign(extra=1))
     assert not reused and reason == "columns changed: added ['extra'], removed ['lang']"
 
+    reused, reason = decide_reuse(entry, new.assign(age=new["age"].astype("float64")))
+    assert not reused and reason == "column types changed: age int64 -> float64"
+
 
 def test_injected_shift_function_decides(tmp_path, halves):
     old, new = halves
