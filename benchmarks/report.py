@@ -1,0 +1,324 @@
+"""Render docs/BENCHMARKS.md and the quality-vs-time plots from benchmark CSVs.
+
+    python -m benchmarks.report benchmarks/results/2025-01-01-host.csv [--docs docs]
+
+The CSV holds everything (hardware, versions, command, per-run figures), so the report can be
+regenerated anywhere without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# column -> (heading, format, which value is best: "high", "low", "one" (closest to 1) or None)
+COLUMNS: dict[str, tuple[str, str, str | None]] = {
+    "epochs_run": ("epochs", "{:.0f}", None),
+    "prep_fit_s": ("transform fit s", "{:.2f}", "low"),
+    "prep_s": ("preprocess s", "{:.2f}", "low"),
+    "train_s": ("train s", "{:.1f}", None),
+    "train_rows_epochs_per_s": ("train rows x epochs / s", "{:,.0f}", "high"),
+    "sample_rows_per_s": ("sample rows / s", "{:,.0f}", "high"),
+    "peak_rss_mb": ("peak RSS MB", "{:,.0f}", "low"),
+    "quality": ("quality", "{:.3f}", "high"),
+    "shapes": ("shapes", "{:.3f}", "high"),
+    "trends": ("trends", "{:.3f}", "high"),
+    "c2st_auc": ("C2ST AUC", "{:.3f}", "low"),
+    "utility_ratio": ("utility ratio", "{:.3f}", "high"),
+    "dcr_ratio": ("DCR ratio", "{:.3f}", "one"),
+    "exact_copy_rate": ("exact copies", "{:.2%}", "low"),
+}
+EQUAL_WORK = [
+    "epochs_run",
+    "prep_fit_s",
+    "prep_s",
+    "train_s",
+    "train_rows_epochs_per_s",
+    "sample_rows_per_s",
+    "peak_rss_mb",
+    "quality",
+    "c2st_auc",
+]
+EQUAL_BUDGET = [
+    "epochs_run",
+    "train_s",
+    "quality",
+    "shapes",
+    "trends",
+    "c2st_auc",
+    "utility_ratio",
+    "dcr_ratio",
+    "exact_copy_rate",
+]
+
+
+def load(paths: Sequence[Path]) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+
+
+def summarise(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Mean and std over seeds per system, successful runs only: columns (metric, 'mean'|'std'|'n')."""
+    ok = runs[runs["status"] == "ok"]
+    present = [c for c in columns if c in ok.columns]
+    grouped = ok.groupby("system", sort=False)[present]
+    out = pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1)}, axis=1).swaplevel(axis=1)
+    out[("seeds", "n")] = ok.groupby("system", sort=False).size()
+    return out
+
+
+# the SDV synthesizer each synthpipe family is the direct counterpart of
+MATCHED_PEER = {"synthpipe-vae": "sdv-tvae", "synthpipe-gan": "sdv-ctgan"}
+ARROWS = {"high": " ↑", "low": " ↓", "one": " →1", None: ""}
+
+
+def ratio_rows(summary: pd.DataFrame, columns: list[str]) -> list[tuple[str, dict[str, tuple[float, str]]]]:
+    """For each synthpipe system: (label, metric -> (synthpipe mean / peer mean, peer name)), once
+    against the best peer per metric (by the metric's direction) and once against its matched
+    SDV counterpart (vae -> sdv-tvae, gan -> sdv-ctgan) when that peer ran."""
+    ours = [s for s in summary.index if s.startswith("synthpipe-")]
+    peers = [s for s in summary.index if not s.startswith("synthpipe-")]
+    out = []
+    for system in ours:
+        best: dict[str, tuple[float, str]] = {}
+        matched: dict[str, tuple[float, str]] = {}
+        for col in columns:
+            direction = COLUMNS[col][2]
+            if direction not in ("high", "low") or (col, "mean") not in summary.columns:
+                continue  # a ratio of "closest to 1" figures says nothing; the table shows them
+            mine = summary.loc[system, (col, "mean")]
+            values = summary.loc[peers, (col, "mean")].dropna()
+            if not values.empty:
+                peer = _best_index(values, direction)
+                best[col] = (_ratio(mine, values[peer]), peer)
+            counterpart = MATCHED_PEER.get(system)
+            if counterpart in summary.index:
+                matched[col] = (_ratio(mine, summary.loc[counterpart, (col, "mean")]), counterpart)
+        out.append((f"{system} / best peer", best))
+        if matched:
+            out.append((f"{system} / {MATCHED_PEER[system]}", matched))
+    return out
+
+
+def _ratio(mine: float, theirs: float) -> float:
+    if not (np.isfinite(mine) and np.isfinite(theirs)) or theirs == 0:
+        return math.nan
+    return float(mine / theirs)
+
+
+def _best_index(values: pd.Series, direction: str) -> str:
+    if direction == "high":
+        return str(values.idxmax())
+    if direction == "low":
+        return str(values.idxmin())
+    return str((values - 1.0).abs().idxmin())
+
+
+def table(summary: pd.DataFrame, columns: list[str]) -> list[str]:
+    columns = [c for c in columns if (c, "mean") in summary.columns]
+    head = ["system", "seeds", *[COLUMNS[c][0] + ARROWS[COLUMNS[c][2]] for c in columns]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for system, row in summary.iterrows():
+        cells = [f"`{system}`", str(int(row[("seeds", "n")]))]
+        for col in columns:
+            cells.append(_cell(row[(col, "mean")], row[(col, "std")], COLUMNS[col][1]))
+        lines.append("| " + " | ".join(cells) + " |")
+    for label, values in ratio_rows(summary, columns):
+        cells = [f"**{label}**", ""]
+        for col in columns:
+            value, peer = values.get(col, (math.nan, ""))
+            show_peer = f" ({peer})" if "best peer" in label else ""
+            cells.append(f"**{value:.2f}x**{show_peer}" if np.isfinite(value) else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot(runs: pd.DataFrame, dataset: str, path: Path) -> None:
+    """Quality score and C2ST AUC against training seconds, one marker per system and comparison
+    (mean over seeds, bars = std): where a system sits on the time/quality trade-off."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = runs[(runs["status"] == "ok") & (runs["dataset"] == dataset)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = dict(zip(ok["system"].unique(), plt.get_cmap("tab10").colors))
+    for ax, metric, label in (
+        (axes[0], "quality", "sdmetrics quality (higher is better)"),
+        (axes[1], "c2st_auc", "C2ST AUC (0.5 = indistinguishable)"),
+    ):
+        if metric not in ok.columns:
+            continue
+        for (system, comparison), group in ok.groupby(["system", "comparison"], sort=False):
+            x, y = group["train_s"].clip(lower=1e-2), group[metric]
+            ax.errorbar(
+                x.mean(),
+                y.mean(),
+                xerr=x.std(ddof=1) if len(x) > 1 else None,
+                yerr=y.std(ddof=1) if len(y) > 1 else None,
+                fmt="o" if comparison == "equal_budget" else "s",
+                color=colours[system],
+                mfc=colours[system] if comparison == "equal_budget" else "white",
+                capsize=3,
+                label=f"{system} ({comparison.replace('_', ' ')})",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("training seconds (log)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.suptitle(f"{dataset}: quality vs training time (filled = equal budget, hollow = equal work)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
+    first = runs.iloc[0]
+    seeds = sorted(runs["seed"].unique())
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python -m benchmarks.report {' '.join(sources)}`; do not edit by hand.",
+        f"Reproduce with `{first['command']}`.",
+        "",
+        "## Setup",
+        "",
+        f"- Date {first['date']}, host `{first['host']}`, git `{first['git']}`"
+        + (" (**quick smoke run: figures are not meaningful**)" if _truthy(first.get("quick")) else ""),
+        f"- CPU: {first['cpu']}, {first['cores']} cores, {first['memory_gib']} GiB RAM; GPU: {first['gpu']}; "
+        f"{first['threads']} torch/BLAS thread(s) per training process; device `{first['device']}`",
+        f"- Libraries: synthpipe {first['v_synthpipe']}, torch {first['v_torch']}, sdv {first['v_sdv']} "
+        f"(ctgan {first['v_ctgan']}, rdt {first['v_rdt']}), sdmetrics {first['v_sdmetrics']}, "
+        f"scikit-learn {first['v_scikit_learn']}, pandas {first['v_pandas']}, Python {first['python']}",
+        f"- Seeds: {', '.join(str(s) for s in seeds)} (mean ± std over seeds below); batch size "
+        f"{int(first['batch_size'])}; equal-work epochs {_epochs(runs)}; equal budget {first['budget_s']:g} s "
+        "of training per system",
+    ]
+    if "load_avg_1m" in runs.columns:
+        load = pd.concat([runs["load_avg_1m"], runs.get("load_avg_1m_after", runs["load_avg_1m"])])
+        lines.append(
+            f"- Machine load (1-minute load average around each training process): median {load.median():.1f}, "
+            f"max {load.max():.1f} on {first['cores']} cores; a load above the core count means the timings "
+            "include waiting for a CPU, for every system alike"
+        )
+    failed = runs[runs["status"] != "ok"]
+    for _, row in failed.iterrows():
+        lines.append(
+            f"- FAILED: {row['dataset']} seed {row['seed']} {row['comparison']} `{row['system']}`: "
+            f"{row.get('message')}"
+        )
+    lines += ["", PROTOCOL.strip(), ""]
+    for dataset, runs_d in runs.groupby("dataset", sort=False):
+        d = runs_d.iloc[0]
+        lines += [
+            f"## {dataset}",
+            "",
+            f"{d['source']}: {int(d['n_rows']):,} rows x {int(d['n_columns'])} columns, train {int(d['n_train']):,} / "
+            f"holdout {int(d['n_holdout']):,}; utility target `{d['target']}` ({d['task']}: "
+            f"{'R²' if d['task'] == 'regression' else 'ROC AUC'}).",
+            "",
+        ]
+        for comparison, columns, title in (
+            (
+                "equal_work",
+                EQUAL_WORK,
+                f"Equal work ({_epochs(runs_d)} epochs, batch {int(d['batch_size'])})",
+            ),
+            ("equal_budget", EQUAL_BUDGET, f"Equal budget ({d['budget_s']:g} s of training)"),
+        ):
+            subset = runs_d[runs_d["comparison"] == comparison]
+            if subset.empty or not (subset["status"] == "ok").any():
+                continue
+            lines += [f"### {title}", "", *table(summarise(subset, columns), columns), ""]
+        image = f"benchmarks-{dataset}.png"
+        plot(runs, dataset, docs / image)
+        lines += [f"![quality vs training time on {dataset}]({image})", ""]
+    return "\n".join(lines) + "\n"
+
+
+PROTOCOL = """
+## What is measured
+
+- **Equal work**: every neural system trains the same number of epochs at the same batch size with
+  matched network widths (synthpipe VAE hidden 128,128 / latent 128 = SDV TVAE defaults; GAN
+  256,256 / noise 128 = SDV CTGAN defaults); synthpipe's early stopping is off.
+  *train rows x epochs / s* = rows seen per epoch x epochs / training seconds (synthpipe trains on
+  90% of the rows and validates on 10%; its validation passes are inside its training time).
+  *transform fit s* = fitting the column transforms (synthpipe `TableEncoder.fit`; SDV
+  `DataProcessor.fit` + CTGAN's `DataTransformer.fit`); *preprocess s* adds encoding the training
+  rows (synthpipe `TableEncoder.encode`; SDV `preprocess()` + `DataTransformer.transform`).
+  *peak RSS* is the training process's resident-memory high-water mark from just before fit() to
+  its end (Linux `VmHWM` after resetting it), so it includes the loaded libraries and data.
+  *sample rows / s* times `sample()` of the synthetic table (up to 20,000 rows).
+- **Equal budget**: synthpipe trains with `time_budget_s` = budget (early stopping allowed, so it
+  may stop sooner); SDV CTGAN/TVAE get floor(budget / seconds per epoch measured in their
+  equal-work run) epochs. GaussianCopula has no epochs: one fit, reported under both comparisons.
+- **Quality** (each against the real holdout, never seen by a generator): sdmetrics
+  `QualityReport` score (column shapes and pair trends, 5,000-row subsamples; higher is better);
+  *C2ST AUC*: 5-fold ROC AUC of gradient-boosted trees telling holdout rows from synthetic rows
+  (0.5 = indistinguishable, lower is better); *utility ratio*: the target's holdout score (R² or
+  ROC AUC) of gradient-boosted trees trained on synthetic rows over the same trained on real train
+  rows (1 = as useful as real data).
+- **Privacy**: *DCR ratio*: median distance from a synthetic row to its closest train row over the
+  same for a holdout row (standardised columns, 2,000 queries against up to 20,000 train rows;
+  below 1 = synthetic rows sit closer to training rows than unseen real rows do); *exact copies*:
+  share of synthetic rows equal to a train row in every column.
+- **Ratios** in bold: synthpipe's mean over a peer's mean for that column: first the best peer
+  for that column (named; best = highest for ↑, lowest for ↓; none for →1 columns), then the
+  matched SDV counterpart (synthpipe-vae / sdv-tvae, synthpipe-gan / sdv-ctgan). For ↑ columns a
+  ratio above 1 favours synthpipe, for ↓ columns a ratio below 1 does.
+"""
+
+
+def generate(paths: Sequence[Path], docs: Path) -> Path:
+    """Write BENCHMARKS.md and one PNG per dataset into `docs`; returns the markdown path."""
+    docs.mkdir(parents=True, exist_ok=True)
+    runs = load(paths)
+    sources = [_display(p) for p in paths]
+    path = docs / "BENCHMARKS.md"
+    path.write_text(render(runs, sources, docs))
+    return path
+
+
+def _cell(mean: float, std: float, fmt: str) -> str:
+    if mean is None or not np.isfinite(mean):
+        return "—"
+    text = fmt.format(mean)
+    if std is not None and np.isfinite(std):
+        text += " ± " + fmt.format(std)
+    return text
+
+
+def _epochs(runs: pd.DataFrame) -> str:
+    values = runs.loc[runs["comparison"] == "equal_work", "epochs_requested"].dropna().unique()
+    return ", ".join(str(int(v)) for v in sorted(values)) or "—"
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("csv", nargs="+", type=Path)
+    p.add_argument("--docs", type=Path, default=Path(__file__).resolve().parent.parent / "docs")
+    args = p.parse_args(argv)
+    print(generate(args.csv, args.docs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""Entry point: train every system on every dataset and seed, under both comparisons, score the
+synthetic tables, write the CSV and regenerate docs/BENCHMARKS.md.
+
+    python -m benchmarks.run --datasets diamonds cps1988 \
+        --systems synthpipe-vae synthpipe-gan sdv-ctgan sdv-tvae sdv-gaussiancopula \
+        --seeds 3 --budget 300 [--epochs 10] [--quick] [--out benchmarks/results]
+
+Equal work: every neural system trains exactly --epochs epochs at --batch-size with matched
+network widths (synthpipe's early stopping is off). Equal budget: synthpipe trains under
+`time_budget_s=--budget` (early stopping on); SDV's CTGAN/TVAE get as many epochs as fit the
+budget at the seconds per epoch measured in their equal-work run. GaussianCopula has no epochs:
+it is fitted once and its row appears under both comparisons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import datasets, environment, metrics
+from .systems import SYSTEMS, Job, unavailable_reason
+
+REPO = Path(__file__).resolve().parent.parent
+COMPARISONS = ("equal_work", "equal_budget")
+QUICK = {"max_rows": 1_000, "epochs": 2, "budget": 5.0, "seeds": 1, "job_timeout": 300}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", nargs="+", default=["diamonds", "cps1988"], choices=list(datasets.DATASETS))
+    p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (split, model init, sampling)")
+    p.add_argument("--budget", type=float, default=300.0, help="training seconds per system (equal budget)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs for every neural system (equal work)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--comparisons", nargs="+", default=list(COMPARISONS), choices=COMPARISONS)
+    p.add_argument("--max-rows", type=int, default=None, help="fixed uniform subsample of each table")
+    p.add_argument(
+        "--sample-rows", type=int, default=20_000, help="synthetic rows per run (capped at train size)"
+    )
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch/BLAS threads per process")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (synthpipe device; SDV enable_gpu)")
+    p.add_argument(
+        "--job-timeout", type=float, default=None, help="seconds before a training process is killed"
+    )
+    p.add_argument("--quick", action="store_true", help=f"CI smoke: {QUICK} unless given explicitly")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="folder for the CSV")
+    p.add_argument("--docs", type=Path, default=REPO / "docs", help="folder for BENCHMARKS.md and plots")
+    args = p.parse_args(argv)
+    given = set(argv if argv is not None else sys.argv[1:])
+    if args.quick:  # quick values apply where the user did not set the flag
+        for key, value in QUICK.items():
+            if f"--{key.replace('_', '-')}" not in given:
+                setattr(args, key, value)
+    if args.job_timeout is None:
+        args.job_timeout = max(1800.0, 6 * args.budget)
+    args.command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
+    return args
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Run the benchmark; returns the CSV path."""
+    args = parse_args(argv)
+    runnable = []
+    for system in args.systems:
+        reason = unavailable_reason(system)
+        if reason:
+            print(f"skipping {system}: {reason}", flush=True)
+        else:
+            runnable.append(system)
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = {"date": dt.date.today().isoformat(), **environment.describe(REPO)}
+    csv_path = args.out / f"{env['date']}-{env['host']}{'-quick' if args.quick else ''}.csv"
+    tables = {name: datasets.load_table(name, args.max_rows) for name in args.datasets}
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="synthpipe-bench-") as tmp:
+        # seeds outermost: a run stopped early still has every dataset, with fewer seeds
+        for seed in range(args.seeds):
+            for dataset, table in tables.items():
+                for row in run_cell(args, env, runnable, dataset, table, seed, Path(tmp), started):
+                    rows.append(row)
+                    _write_csv(rows, csv_path)
+    from . import report
+
+    md = report.generate([csv_path], args.docs)
+    print(f"wrote {csv_path} and {md} in {time.perf_counter() - started:.0f}s", flush=True)
+    return csv_path
+
+
+def run_cell(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    systems: list[str],
+    dataset: str,
+    table: pd.DataFrame,
+    seed: int,
+    tmp: Path,
+    started: float,
+) -> Iterator[dict[str, Any]]:
+    """Every system under every comparison on one (dataset, seed) split; yields CSV rows."""
+    spec = datasets.DATASETS[dataset]
+    metadata = datasets.sdv_metadata_dict(table)
+    train, holdout = datasets.split(table, seed)
+    train_path = tmp / f"{dataset}-{seed}-train.pkl"
+    train.to_pickle(train_path)
+    base = {
+        **env,
+        "threads": args.threads,
+        "device": args.device,
+        "quick": args.quick,
+        "command": args.command,
+        "dataset": dataset,
+        "source": spec.source,
+        "target": spec.target,
+        "task": spec.task,
+        "n_rows": len(table),
+        "n_columns": table.shape[1],
+        "n_train": len(train),
+        "n_holdout": len(holdout),
+        "seed": seed,
+        "batch_size": args.batch_size,
+        "budget_s": args.budget,
+    }
+    epoch_seconds: dict[str, float] = {}  # equal-work seconds per epoch, for SDV's budget epochs
+    fitted_once: dict[str, dict[str, Any]] = {}
+    for comparison in args.comparisons:
+        for system in systems:
+            if system in fitted_once:  # GaussianCopula: one fit serves both comparisons
+                yield {**fitted_once[system], "comparison": comparison}
+                continue
+            row = {**base, "system": system, "comparison": comparison}
+            row["epochs_requested"] = args.epochs if comparison == "equal_work" else None
+            print(
+                f"[{time.perf_counter() - started:6.0f}s] {dataset} seed={seed} {comparison} {system} ...",
+                flush=True,
+            )
+            name = f"{dataset}-{seed}-{comparison}-{system}"
+            job = Job(
+                system=system,
+                dataset=dataset,
+                seed=seed,
+                comparison=comparison,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                budget_s=args.budget,
+                threads=args.threads,
+                device=args.device,
+                n_sample=min(args.sample_rows, len(train)),
+                train_path=str(train_path),
+                synth_path=str(tmp / f"{name}.pkl"),
+                result_path=str(tmp / f"{name}.json"),
+                metadata=metadata,
+                epoch_seconds=epoch_seconds.get(system),
+            )
+            row["load_avg_1m"] = os.getloadavg()[0]  # other work on the machine skews every timing
+            result = run_worker(job, args.threads, args.job_timeout)
+            row["load_avg_1m_after"] = os.getloadavg()[0]
+            row.update({k: v for k, v in result.items() if k != "job"})
+            if result.get("status") == "ok":
+                synthetic = pd.read_pickle(job.synth_path)
+                row.update(score(train, holdout, synthetic, spec, metadata, seed, args.threads))
+                os.unlink(job.synth_path)
+                if comparison == "equal_work" and row.get("epochs_run"):
+                    epoch_seconds[system] = row["train_s"] / row["epochs_run"]
+                if SYSTEMS[system][1] == "gaussiancopula":
+                    fitted_once[system] = row
+            print(f"[{time.perf_counter() - started:6.0f}s]   -> {_summary(row)}", flush=True)
+            yield row
+
+
+def run_worker(job: Job, threads: int, timeout: float) -> dict[str, Any]:
+    """Train in a fresh interpreter; returns the worker's JSON (or an error row)."""
+    job_path = Path(job.result_path).with_suffix(".job.json")
+    job_path.write_text(json.dumps(asdict(job)))
+    env = dict(os.environ)
+    # LOKY_MAX_CPU_COUNT caps the joblib processes that CTGAN's DataTransformer.transform starts
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT"):
+        env[var] = str(threads)
+    env["PYTHONWARNINGS"] = "ignore"
+    module = f"{__package__}.worker"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", module, str(job_path)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"status": "error", "message": f"timed out after {timeout:.0f}s"}
+    result_path = Path(job.result_path)
+    if not result_path.is_file():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return {
+            "status": "error",
+            "message": f"worker exited {proc.returncode} without a result: {tail}"[:500],
+        }
+    result = json.loads(result_path.read_text())
+    if result.get("status") != "ok":
+        print("\n".join(proc.stderr.strip().splitlines()[-15:]), file=sys.stderr)
+    return result
+
+
+def score(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    spec: datasets.DatasetSpec,
+    metadata: dict[str, Any],
+    seed: int,
+    threads: int,
+) -> dict[str, Any]:
+    """All quality and privacy metrics for one synthetic table (holdout = the real reference)."""
+    from threadpoolctl import threadpool_limits
+
+    missing = [c for c in train.columns if c not in synthetic.columns]
+    if missing:
+        return {"metric_error": f"synthetic table lacks columns {missing}"}
+    out: dict[str, Any] = {}
+    with threadpool_limits(threads):
+        timers = {}
+        for name, fn in (
+            ("quality", lambda: metrics.quality_score(holdout, synthetic, metadata, seed=seed)),
+            ("c2st", lambda: {"c2st_auc": metrics.c2st_auc(holdout, synthetic, seed=seed)}),
+            (
+                "utility",
+                lambda: metrics.utility(train, holdout, synthetic, spec.target, spec.task, seed=seed),
+            ),
+            ("dcr", lambda: metrics.dcr_ratio(train, holdout, synthetic, seed=seed)),
+            (
+                "copies",
+                lambda: {
+                    "exact_copy_rate": metrics.exact_copy_rate(train, synthetic),
+                    "exact_copy_rate_holdout": metrics.exact_copy_rate(train, holdout),
+                },
+            ),
+        ):
+            start = time.perf_counter()
+            try:
+                out.update(fn())
+            except Exception as exc:  # one failing metric must not lose the row
+                out[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            timers[name] = time.perf_counter() - start
+    out["metrics_s"] = sum(timers.values())
+    return out
+
+
+def _summary(row: dict[str, Any]) -> str:
+    if row.get("status") != "ok":
+        return f"FAILED: {row.get('message')}"
+    keys = ("epochs_run", "train_s", "quality", "c2st_auc", "utility_ratio", "peak_rss_mb")
+    return " ".join(
+        f"{k}={row[k]:.3g}" if isinstance(row.get(k), float) else f"{k}={row.get(k)}" for k in keys
+    )
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rewrite the whole CSV after every run, so an interrupted benchmark keeps what it measured."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()

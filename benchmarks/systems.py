@@ -1,0 +1,276 @@
+"""The systems under test, behind one small adapter each: fit(train) -> timings, sample(n) -> rows.
+
+synthpipe's generators come from `synthpipe.generators.get_generator_class`, so a model family
+that lands later (gan, autoregressive) is picked up without changing this file; SDV's
+synthesizers come from the optional `bench` extra. Both are configured here for the two
+comparisons, with network sizes matched as closely as the two code bases allow (see NETS).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pandas as pd
+
+SYSTEMS: dict[str, tuple[str, str]] = {
+    "synthpipe-vae": ("synthpipe", "vae"),
+    "synthpipe-gan": ("synthpipe", "gan"),
+    "synthpipe-autoregressive": ("synthpipe", "autoregressive"),
+    "sdv-ctgan": ("sdv", "ctgan"),
+    "sdv-tvae": ("sdv", "tvae"),
+    "sdv-gaussiancopula": ("sdv", "gaussiancopula"),
+}
+
+# Comparable networks. SDV's defaults are TVAE compress/decompress (128, 128) with a 128-d
+# latent, CTGAN generator/discriminator (256, 256) with 128-d noise; synthpipe's VAE and GAN get
+# the same widths. Each logical size lists the Config field names it may go by in a family; the
+# first one the family's Config has is set, and what was set is recorded with the result.
+NETS: dict[str, dict[str, tuple[tuple[str, ...], Any]]] = {
+    "vae": {
+        "hidden": (("hidden_dims", "compress_dims"), (128, 128)),
+        "latent": (("latent_dim", "embedding_dim"), 128),
+    },
+    "gan": {
+        "generator": (("generator_dims", "generator_dim", "generator_hidden", "hidden_dims"), (256, 256)),
+        "discriminator": (("discriminator_dims", "discriminator_dim", "critic_dims"), (256, 256)),
+        "noise": (("embedding_dim", "noise_dim", "latent_dim", "z_dim"), 128),
+    },
+}
+SDV_NETS: dict[str, dict[str, Any]] = {
+    "tvae": {"compress_dims": (128, 128), "decompress_dims": (128, 128), "embedding_dim": 128},
+    "ctgan": {"generator_dim": (256, 256), "discriminator_dim": (256, 256), "embedding_dim": 128},
+    "gaussiancopula": {},
+}
+TABLE = "table"  # the single table's name in SDV metadata
+EPOCH_CAP = 100_000  # "unlimited" epochs for synthpipe under a time budget
+
+
+@dataclass
+class Job:
+    """One training run, as the parent hands it to a worker process (plain data, JSON-able)."""
+
+    system: str
+    dataset: str
+    seed: int
+    comparison: str  # equal_work | equal_budget
+    epochs: int
+    batch_size: int
+    budget_s: float
+    threads: int
+    device: str
+    n_sample: int
+    train_path: str
+    synth_path: str
+    result_path: str
+    metadata: dict[str, Any]
+    epoch_seconds: float | None = None  # SDV under a budget: measured seconds per epoch, if known
+
+
+def unavailable_reason(system: str) -> str | None:
+    """Why `system` cannot run in this environment, or None when it can."""
+    if system not in SYSTEMS:
+        return f"unknown system {system!r}; known systems are {', '.join(SYSTEMS)}"
+    library, name = SYSTEMS[system]
+    if library == "synthpipe":
+        from synthpipe.generators import get_generator_class
+        from synthpipe.generators.errors import ConfigError
+
+        try:
+            get_generator_class(name)
+        except ConfigError as exc:
+            return str(exc)
+        return None
+    missing = [m for m in ("sdv", "ctgan") if importlib.util.find_spec(m) is None]
+    return f"{', '.join(missing)} not installed (pip install -e '.[bench]')" if missing else None
+
+
+def make_system(system: str) -> SynthpipeSystem | SDVSystem:
+    library, name = SYSTEMS[system]
+    return SynthpipeSystem(name) if library == "synthpipe" else SDVSystem(name)
+
+
+# ---- timing instrumentation ----------------------------------------------------------------
+
+
+class Stopwatch:
+    total: float = 0.0
+    calls: int = 0
+
+
+@contextmanager
+def time_calls(owner: type, method: str) -> Iterator[Stopwatch]:
+    """Accumulate the wall time of every call to `owner.method` inside the block.
+
+    This wraps the real method (it still runs); it is how preprocessing that happens inside a
+    library's fit() is timed without copying that library's code."""
+    original = owner.__dict__.get(method)
+    target = getattr(owner, method)
+    watch = Stopwatch()
+
+    @functools.wraps(target)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return target(*args, **kwargs)
+        finally:
+            watch.total += time.perf_counter() - start
+            watch.calls += 1
+
+    setattr(owner, method, timed)
+    try:
+        yield watch
+    finally:
+        if original is None:
+            delattr(owner, method)
+        else:
+            setattr(owner, method, original)
+
+
+# ---- synthpipe -----------------------------------------------------------------------------
+
+
+def net_params(config_cls: type, family: str) -> dict[str, Any]:
+    """The comparable-network settings that `config_cls` understands (see NETS)."""
+    known = {f.name for f in fields(config_cls)}
+    out: dict[str, Any] = {}
+    for candidates, value in NETS.get(family, {}).values():
+        field_name = next((c for c in candidates if c in known and c not in out), None)
+        if field_name is not None:
+            out[field_name] = value
+    return out
+
+
+class SynthpipeSystem:
+    def __init__(self, generator: str):
+        self.generator = generator
+
+    def fit(self, train: pd.DataFrame, job: Job) -> dict[str, Any]:
+        from synthpipe.generators import get_generator_class
+        from synthpipe.generators.transforms import TableEncoder
+
+        cls = get_generator_class(self.generator)
+        params: dict[str, Any] = {
+            "batch_size": job.batch_size,
+            "seed": job.seed,
+            "device": job.device,
+            "progress": False,
+        }
+        if job.comparison == "equal_work":  # exactly `epochs` epochs: no early stop, no budget
+            params.update(epochs=job.epochs, patience=0)
+        else:  # the budget is the limit; early stopping may end sooner
+            params.update(epochs=EPOCH_CAP, time_budget_s=job.budget_s)
+        net = net_params(cls.Config, self.generator)
+        self.model = cls(**params, **net)
+        with ExitStack() as stack:
+            # transform fitting: the shared encoder, plus any model-specific preprocessing (e.g. the
+            # autoregressive model's bins); encoding: the family's row encoder if it has its own
+            fit_watches = [stack.enter_context(time_calls(TableEncoder, "fit"))]
+            if hasattr(cls, "_fit_preprocessing"):
+                fit_watches.append(stack.enter_context(time_calls(cls, "_fit_preprocessing")))
+            encode_owner = (cls, "_encode_rows") if hasattr(cls, "_encode_rows") else (TableEncoder, "encode")
+            encode_watch = stack.enter_context(time_calls(*encode_owner))
+            start = time.perf_counter()
+            self.model.fit(train)
+            fit_total = time.perf_counter() - start
+        prep_fit = sum(w.total for w in fit_watches)
+        return {
+            "prep_fit_s": prep_fit,
+            "prep_s": prep_fit + encode_watch.total,
+            "train_s": float(self.model.fit_seconds_),
+            "fit_total_s": fit_total,
+            "epochs_run": len(self.model.history_.get("epoch", [])),
+            "rows_per_epoch": int(self.model.n_train_),
+            "stopped_early": bool(getattr(self.model, "stopped_early_", False)),
+            "net": _describe(net),
+        }
+
+    def sample(self, n: int, seed: int) -> pd.DataFrame:
+        return self.model.sample(n, seed=seed)
+
+
+# ---- SDV -----------------------------------------------------------------------------------
+
+
+class SDVSystem:
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def _make(self, metadata: dict[str, Any], job: Job, epochs: int) -> Any:
+        from sdv.metadata import Metadata
+        from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer, TVAESynthesizer
+
+        md = Metadata.load_from_dict({"tables": {TABLE: metadata}})
+        if self.kind == "gaussiancopula":
+            return GaussianCopulaSynthesizer(md)
+        cls = CTGANSynthesizer if self.kind == "ctgan" else TVAESynthesizer
+        return cls(
+            md,
+            epochs=epochs,
+            batch_size=job.batch_size,
+            enable_gpu=job.device != "cpu",
+            verbose=False,
+            **SDV_NETS[self.kind],
+        )
+
+    def fit(self, train: pd.DataFrame, job: Job) -> dict[str, Any]:
+        chosen, calibration = self._epochs(train, job)
+        self.model = self._make(job.metadata, job, chosen)
+        timings = self._timed_fit(self.model, train)
+        timings.update(
+            epochs_run=chosen if self.kind != "gaussiancopula" else None,
+            rows_per_epoch=len(train),
+            stopped_early=False,
+            net=_describe(SDV_NETS[self.kind]),
+            calibration_epoch_s=calibration,
+        )
+        return timings
+
+    def _epochs(self, train: pd.DataFrame, job: Job) -> tuple[int, float | None]:
+        """Equal work: the requested epochs. Equal budget: as many epochs as fit the budget at the
+        measured seconds per epoch (from the equal-work run, or timed here with one epoch)."""
+        if self.kind == "gaussiancopula" or job.comparison == "equal_work":
+            return job.epochs, None
+        per_epoch = job.epoch_seconds
+        if not per_epoch:
+            probe = self._timed_fit(self._make(job.metadata, job, 1), train)
+            per_epoch = probe["train_s"]
+        return max(1, math.floor(job.budget_s / max(per_epoch, 1e-9))), per_epoch
+
+    def _timed_fit(self, synthesizer: Any, train: pd.DataFrame) -> dict[str, float]:
+        """preprocess() (RDT transforms) then fit_processed_data(), whose first step is CTGAN's own
+        DataTransformer fit + transform; those are preprocessing, the rest is training."""
+        from ctgan.data_transformer import DataTransformer
+        from sdv.data_processing.data_processor import DataProcessor
+
+        with (
+            time_calls(DataProcessor, "fit") as processor_fit,
+            time_calls(DataTransformer, "fit") as transformer_fit,
+            time_calls(DataTransformer, "transform") as transformer_transform,
+        ):
+            start = time.perf_counter()
+            processed = synthesizer.preprocess({TABLE: train})  # SDV 2 takes {table: frame}
+            preprocess_s = time.perf_counter() - start
+            synthesizer.fit_processed_data(processed)
+            fit_total = time.perf_counter() - start
+        inner_prep = transformer_fit.total + transformer_transform.total
+        return {
+            "prep_fit_s": processor_fit.total + transformer_fit.total,
+            "prep_s": preprocess_s + inner_prep,
+            "train_s": fit_total - preprocess_s - inner_prep,
+            "fit_total_s": fit_total,
+        }
+
+    def sample(self, n: int, seed: int) -> pd.DataFrame:
+        sampled = self.model.sample(num_rows=n)
+        return sampled[TABLE] if isinstance(sampled, dict) else sampled
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in params.items()) or "defaults"
