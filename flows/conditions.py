@@ -50,7 +50,9 @@ def coerce_conditions(conditions: dict[str, Any], schema: TableSchema) -> dict[s
         if isinstance(value, list | tuple):
             if len(value) != 2:
                 raise ConfigError(f"condition {column}: a range needs exactly two ends, got {value!r}")
-            out[column] = tuple(_coerce_scalar(v, col.kind, column, col.categories) for v in value)
+            # range ends stay real numbers: 30.5..40 on an integer column must not admit 30
+            kind = ColumnKind.NUMERICAL if col.kind == ColumnKind.INTEGER else col.kind
+            out[column] = tuple(_coerce_scalar(v, kind, column, col.categories) for v in value)
             if col.kind not in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME):
                 raise ConfigError(f"condition {column}: a LOW..HIGH range needs a numeric or datetime column")
         else:

@@ -76,6 +76,18 @@ class RunConfig(BaseModel):
             raise ValueError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N")
         return value
 
+    @field_validator("split")
+    @classmethod
+    def _valid_split(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        from synthpipe.flows.exports import validate_split_spec
+
+        try:
+            return validate_split_spec(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if self.balance and self.conditions:
@@ -133,7 +145,7 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     data = dict(data)
     source = data.get("source")
     if isinstance(source, str) and "://" not in source:
-        data["source"] = str((base / source)) if not Path(source).is_absolute() else source
+        data["source"] = str(base / source) if not Path(source).is_absolute() else source
     elif isinstance(source, dict) and "path" in source and "://" not in str(source["path"]):
         path = Path(str(source["path"]))
         data["source"] = {**source, "path": str(path if path.is_absolute() else base / path)}

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from synthpipe.generators.errors import ConfigError, DataError
 
 SOURCE_COLUMN = "_synthpipe_source"

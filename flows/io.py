@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+
 from synthpipe.generators.errors import ConfigError, DataError
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".parq", ".pq"})

@@ -6,8 +6,8 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from synthpipe.flows.config import SourceConfig
-from synthpipe.generators.errors import DataError
+from synthpipe.flows.config import RunConfig, SourceConfig
+from synthpipe.generators.errors import ConfigError, DataError
 
 # Files up to this size are read in full here (the same reader as the ingest step); larger ones
 # get the cheap checks only and are read once, inside the flow.
@@ -39,3 +39,16 @@ def check_source(source: SourceConfig) -> None:
             table=source.table,
             query=source.query,
         )
+
+
+def check_generator(cfg: RunConfig) -> None:
+    """The generator exists, the device is usable, and it can do what the run asks of it."""
+    from synthpipe.generators import get_generator_class
+    from synthpipe.generators.base import select_device
+
+    select_device(cfg.device)
+    cls = get_generator_class(cfg.generator)
+    cls(**cfg.generator_params())  # unknown or invalid hyperparameters are usage errors now
+    if (cfg.conditions or cfg.balance) and cls.supports_conditions == "none":
+        what = "--balance" if cfg.balance else "conditions"
+        raise ConfigError(f"{what} needs exact conditional sampling: use --generator gan or autoregressive")

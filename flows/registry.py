@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from synthpipe.flows.outputs import file_lock
 from synthpipe.generators.errors import ConfigError, ModelError
 

@@ -85,6 +85,7 @@ def build_deployment(
     parameters, env = deployment_parameters(config)
     deployment_name = name or Path(config_path).stem
     from prefect.deployments.runner import EntrypointType
+
     from synthpipe.flows.pipeline import synthpipe_run
 
     deployment = synthpipe_run.to_deployment(
@@ -116,6 +117,7 @@ def cron_schedule(cron: str, timezone: str | None = None) -> Any:
 def deployment_parameters(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """(config without any source password, environment variables that carry it instead)."""
     from sqlalchemy.engine import make_url
+
     from synthpipe.flows.sql import is_sql_source, mask_url, to_sqlalchemy_url
 
     source = dict(config.get("source") or {})

@@ -57,6 +57,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from synthpipe.generators.base import BaseGenerator, TrainConfig, derive_seed
 from synthpipe.generators.errors import ConfigError
 from synthpipe.generators.ids import generate_ids
@@ -70,7 +72,6 @@ from synthpipe.generators.transforms import (
     _restore_constant,
     _restore_ids,
 )
-from torch import nn
 
 # ----------------------------------------------------------------------------------------------
 # Modules

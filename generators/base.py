@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
+
 from synthpipe.generators.errors import ConfigError, DataError, ModelError
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema, infer_schema
 from synthpipe.generators.transforms import TableEncoder

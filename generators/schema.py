@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from synthpipe.generators.errors import ConfigError, DataError
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from synthpipe.generators.errors import ConfigError
 from synthpipe.generators.schema import ColumnKind, ColumnSchema
 from synthpipe.generators.transforms import ContinuousEncoder

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+
 from synthpipe.generators.ids import generate_ids
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema
 

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from synthpipe.generators.base import BaseGenerator, TrainConfig
 from torch import nn
+
+from synthpipe.generators.base import BaseGenerator, TrainConfig
 
 # ----------------------------------------------------------------------------------------------
 # Modules

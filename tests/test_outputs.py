@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from synthpipe.flows.outputs import (
     OutputBusyError,
     latest_run,

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+
 from synthpipe.flows.registry import (
     ModelRegistry,
     decide_reuse,

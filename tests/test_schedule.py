@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from synthpipe.flows.schedule import build_deployment, cron_schedule, deployment_parameters, server_healthy
 from synthpipe.generators.errors import ConfigError
 

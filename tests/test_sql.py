@@ -12,6 +12,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from synthpipe.flows.sql import create_engine, is_sql_source, mask_url, read_sql, to_sqlalchemy_url
 from synthpipe.generators.errors import ConfigError, DataError
 

@@ -1,0 +1,226 @@
+"""The `synthpipe` command.
+
+Heavy libraries (torch, prefect, sdmetrics) are imported only inside the subcommands, so
+`synthpipe --help` answers at once and usage errors and unreadable inputs are reported before
+the Prefect engine starts.
+
+Exit codes: 0 done and every gate passed; 1 error (message on stderr, no traceback unless
+--debug); 2 usage error; 3 output written but a quality gate failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synthpipe",
+        description="Train a generator on a real table, emit a synthetic Parquet dataset, validate it.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage error, 3 output written but a quality gate failed.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="ingest -> train -> sample -> write Parquet -> validate -> report")
+    run.add_argument("config", nargs="?", help="YAML config file (flags below override it)")
+    run.add_argument("--source", help="CSV/Parquet file, directory or glob, or a database URL")
+    run.add_argument("--table", help="SQL table to read (database sources)")
+    run.add_argument("--query", help="SQL query to read (database sources)")
+    run.add_argument("--generator", help="vae | gan | autoregressive")
+    run.add_argument("--rows", type=int, help="rows to emit (default: as many as the source)")
+    run.add_argument("--epochs", type=int, help="training epochs (an upper bound with early stopping)")
+    run.add_argument("--out", help="output directory (default: out)")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--target", help="target column for prior/concept-shift checks")
+    run.add_argument("--condition", action="append", metavar="COL=VALUE|COL=LOW..HIGH", help="repeatable")
+    run.add_argument("--expectations", help="a saved great-expectations suite (JSON) to validate against")
+    run.add_argument("--resume", action="store_true", default=None, help="continue training from the last checkpoint")
+    run.add_argument("--registry", help="model registry directory: reuse a model while the data has not shifted")
+    run.add_argument("--versioned", action="store_true", default=None, help="write OUT/runs/<id>/ and move OUT/latest")
+    run.add_argument("--keep-runs", type=int, help="with --versioned: keep this many runs")
+    run.add_argument("--split", help="fine-tuning splits, e.g. train=0.8,val=0.1,test=0.1")
+    run.add_argument("--balance", metavar="COLUMN", help="emit a class-balanced table (exact conditional sampling)")
+    run.add_argument("--augment", action="store_true", default=None, help="also write real + synthetic rows")
+    run.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    sample = sub.add_parser("sample", help="sample from a saved model")
+    sample.add_argument("model_dir")
+    sample.add_argument("--rows", type=int, required=True)
+    sample.add_argument("--out", required=True, help="output directory (the dataset goes to OUT/synthetic)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--condition", action="append", metavar="COL=VALUE|COL=LOW..HIGH", help="repeatable")
+    sample.add_argument("--device", default=None)
+    sample.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    validate = sub.add_parser("validate", help="validate any synthetic table against a real one")
+    validate.add_argument("--real", required=True, help="the real (training) table")
+    validate.add_argument("--synthetic", required=True)
+    validate.add_argument("--holdout", help="real rows not used for training (privacy, concept shift)")
+    validate.add_argument("--target", help="target column for prior/concept-shift checks")
+    validate.add_argument("--expectations", help="a saved great-expectations suite (JSON)")
+    validate.add_argument("--out", required=True)
+    validate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    serve = sub.add_parser("serve", help="serve a cron-scheduled Prefect deployment (needs a Prefect server)")
+    serve.add_argument("config", help="YAML config file of the run to schedule")
+    serve.add_argument("--cron", required=True, help='cron expression, e.g. "0 2 * * *"')
+    serve.add_argument("--name", help="deployment name (default: the config file's stem)")
+    serve.add_argument("--timezone", help="time zone of the cron expression (default UTC)")
+    serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from synthpipe.generators.errors import SynthpipeError
+
+    try:
+        return {"run": _run, "sample": _sample, "validate": _validate, "serve": _serve}[args.command](args)
+    except SynthpipeError as exc:
+        if args.debug:
+            raise
+        print(f"synthpipe: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("synthpipe: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # an unexpected failure: one clear line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"synthpipe: error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    from synthpipe.flows.conditions import parse_conditions
+    from synthpipe.flows.config import load_config
+    from synthpipe.flows.exports import parse_split_spec
+    from synthpipe.flows.preflight import check_generator, check_source
+
+    cfg = load_config(
+        args.config,
+        source=args.source,
+        generator=args.generator,
+        rows=args.rows,
+        epochs=args.epochs,
+        out=args.out,
+        seed=args.seed,
+        device=args.device,
+        target=args.target,
+        conditions=parse_conditions(args.condition) or None,
+        expectations=args.expectations,
+        resume=args.resume,
+        progress=args.progress,
+        registry=args.registry,
+        versioned=args.versioned,
+        keep_runs=args.keep_runs,
+        split=parse_split_spec(args.split) if args.split else None,
+        balance=args.balance,
+        augment=args.augment,
+    )
+    if args.table or args.query:
+        cfg.source.table, cfg.source.query = args.table, args.query
+    check_source(cfg.source)  # before the Prefect engine starts
+    check_generator(cfg)
+
+    # A fresh Prefect database migrates on first start; on a busy 2-core machine that takes
+    # longer than Prefect's 20 s default.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from synthpipe.flows.pipeline import synthpipe_run
+
+    report = synthpipe_run(cfg.model_dump(by_alias=True))
+    _print_verdict(report, cfg.out_path)
+    return EXIT_OK if report["passed"] else EXIT_GATE
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from synthpipe.flows.schedule import serve
+
+    serve(args.config, args.cron, name=args.name, timezone=args.timezone)
+    return EXIT_OK
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from synthpipe.flows.conditions import coerce_conditions, parse_conditions
+    from synthpipe.flows.io import atomic_directory, write_parquet
+    from synthpipe.flows.pipeline import sample_chunks
+    from synthpipe.generators.base import BaseGenerator
+    from synthpipe.generators.errors import ConfigError
+
+    if args.rows < 0:
+        raise ConfigError(f"--rows must be >= 0, got {args.rows}")
+    model = BaseGenerator.load(args.model_dir, device=args.device)
+    conditions = coerce_conditions(parse_conditions(args.condition), model.schema_)
+    out = Path(args.out)
+    metadata = {"generator": model.name, "seed": args.seed, "rows": args.rows, "model": str(args.model_dir)}
+    metadata["conditions"] = {k: str(v) for k, v in conditions.items()}
+    with atomic_directory(out) as stage:
+        result = write_parquet(
+            stage / "synthetic",
+            sample_chunks(model, args.rows, conditions, args.seed, 100_000, keep=[], keep_rows=0),
+            schema=model.schema_.to_dict(),
+            metadata=metadata,
+        )
+    print(f"wrote {result.rows} rows to {out / 'synthetic'}")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import time
+
+    from synthpipe.flows.io import atomic_directory, read_table
+    from synthpipe.generators.schema import infer_schema
+    from synthpipe.validators import run_validation
+    from synthpipe.validators.report import write_report
+
+    started = time.perf_counter()
+    real, real_prov = read_table(args.real)
+    synthetic, syn_prov = read_table(args.synthetic)
+    holdout = read_table(args.holdout)[0] if args.holdout else None
+    ingest_s = time.perf_counter() - started
+    schema = infer_schema(real)
+    config: dict[str, Any] = {}
+    if args.expectations:
+        config["expectations_suite"] = args.expectations
+    started = time.perf_counter()
+    checks = run_validation(real, synthetic, schema, holdout=holdout, target=args.target, config=config)
+    run_info = {
+        "source": real_prov.to_dict(),
+        "synthetic_source": syn_prov.to_dict(),
+        "rows": {"real": len(real), "synthetic": len(synthetic), "holdout": 0 if holdout is None else len(holdout)},
+        "timings": {"ingest_s": round(ingest_s, 3), "validate_s": round(time.perf_counter() - started, 3)},
+    }
+    out = Path(args.out)
+    with atomic_directory(out) as stage:
+        report = write_report(stage, checks, run_info, None)
+    _print_verdict(report, out)
+    return EXIT_OK if report["passed"] else EXIT_GATE
+
+
+def _print_verdict(report: dict[str, Any], out: Path) -> None:
+    verdict = "PASS" if report["passed"] else "FAIL (a quality gate failed)"
+    print(f"\nsynthpipe: {verdict}; report: {out / 'report.html'}")
+    for check in report.get("checks", []):
+        mark = {True: "pass", False: "FAIL", None: "info"}[check.get("passed")]
+        score = check.get("score")
+        score_text = f"{score:.4g}" if isinstance(score, int | float) else str(score)
+        print(f"  {mark:4}  {check['name']:<28} {score_text}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,368 @@
+"""The pipeline as a Prefect flow: ingest -> schema -> split -> train -> sample+write -> validate -> report.
+
+Tasks are thin and named after what they do; the logic lives in `generators/`, `validators/` and
+`flows/io.py`. Everything is written into a staging directory that replaces the output directory
+only when the whole run succeeded, so a failed run never leaves partial output and never removes
+the last good one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+import synthpipe
+from synthpipe.flows.conditions import coerce_conditions
+from synthpipe.flows.config import RunConfig
+from synthpipe.flows.io import atomic_directory, read_table, write_parquet
+from synthpipe.generators import get_generator_class
+from synthpipe.generators.base import BaseGenerator, derive_seed
+from synthpipe.generators.errors import SynthpipeError
+from synthpipe.generators.schema import TableSchema, infer_schema
+
+# Rows kept in memory from the emitted table for validation; validators subsample anyway.
+VALIDATION_ROWS = 50_000
+
+
+def _retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient failures (a flaky network share, a database restart), not bad input:
+    a missing table or a ragged file will not fix itself, and SQL reads retry their connection."""
+    try:
+        state.result()
+    except SynthpipeError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unless_user_error, cache_policy=NO_CACHE)
+def ingest(cfg: RunConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    src = cfg.source
+    df, provenance = read_table(
+        src.path, format=src.format, delimiter=src.delimiter, encoding=src.encoding, table=src.table, query=src.query
+    )
+    return df, provenance.to_dict()
+
+
+@task(name="infer-schema", cache_policy=NO_CACHE)
+def build_schema(df: pd.DataFrame, overrides: dict[str, dict[str, Any]]) -> TableSchema:
+    return infer_schema(df, overrides)
+
+
+@task(name="split-holdout", cache_policy=NO_CACHE)
+def split_holdout(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows the generator never sees, for privacy, concept-shift and held-out likelihood checks."""
+    n_holdout = int(round(len(df) * fraction))
+    if n_holdout < 1 or len(df) - n_holdout < 2:
+        return df, df.iloc[:0]
+    perm = np.random.default_rng(derive_seed(seed, 11)).permutation(len(df))
+    return df.iloc[np.sort(perm[n_holdout:])], df.iloc[np.sort(perm[:n_holdout])]
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train(train_df: pd.DataFrame, schema: TableSchema, cfg: RunConfig, checkpoint_dir: Path) -> BaseGenerator:
+    params = {"checkpoint_dir": str(checkpoint_dir), **cfg.generator_params()}
+    model = get_generator_class(cfg.generator)(**params)
+    return model.fit(train_df, schema, resume=cfg.resume)
+
+
+def sample_chunks(
+    model: BaseGenerator,
+    rows: int,
+    conditions: dict[str, Any] | pd.DataFrame | None,
+    seed: int,
+    chunk_rows: int,
+    keep: list[pd.DataFrame],
+    keep_rows: int = VALIDATION_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """Independent, seeded shards: shard i uses seed f(seed, i), so shards can run anywhere.
+
+    `conditions` is one mapping for every row, or a frame with one row of conditions per
+    emitted row (sliced per shard). The first `keep_rows` rows are also kept for validation.
+    """
+    kept = 0
+    for i, start in enumerate(range(0, rows, chunk_rows)):
+        size = min(chunk_rows, rows - start)
+        cond = conditions.iloc[start : start + size] if isinstance(conditions, pd.DataFrame) else conditions
+        chunk = model.sample(size, conditions=cond if cond is not None and len(cond) else None,
+                             seed=derive_seed(seed, 1000 + i), start_index=start)
+        if kept < keep_rows:
+            keep.append(chunk.iloc[: keep_rows - kept])
+            kept += len(keep[-1])
+        yield chunk
+
+
+@task(name="sample-and-write", cache_policy=NO_CACHE)
+def sample_and_write(
+    model: BaseGenerator,
+    cfg: RunConfig,
+    rows: int,
+    conditions: dict[str, Any] | pd.DataFrame | None,
+    out_dir: Path,
+    metadata: dict,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Write the synthetic dataset (one per split with `split`); return a summary and a preview."""
+    from synthpipe.flows.exports import split_sizes
+
+    parts = split_sizes(rows, cfg.split) if cfg.split else {None: rows}
+    keep: list[pd.DataFrame] = []
+    written: dict[str, Any] = {"rows": 0, "files": 0, "bytes": 0, "splits": {}}
+    offset = 0
+    for index, (name, size) in enumerate(parts.items()):
+        target = out_dir / name if name else out_dir
+        cond = conditions.iloc[offset : offset + size] if isinstance(conditions, pd.DataFrame) else conditions
+        result = write_parquet(
+            target,
+            sample_chunks(model, size, cond, derive_seed(cfg.seed, 2000 + index), cfg.chunk_rows, keep,
+                          keep_rows=max(0, VALIDATION_ROWS - sum(map(len, keep)))),
+            schema=model.schema_.to_dict(),
+            metadata={**metadata, "split": name, "rows": size},
+        )
+        offset += size
+        for key in ("rows", "files", "bytes"):
+            written[key] += getattr(result, key)
+        if name:
+            written["splits"][name] = result.rows
+    preview = pd.concat(keep, ignore_index=True) if keep else model.sample(0)
+    return written, preview
+
+
+@task(name="write-augmented", cache_policy=NO_CACHE)
+def write_augmented(real: pd.DataFrame, synthetic_dir: Path, out_dir: Path, metadata: dict) -> int:
+    """Real training rows plus the synthetic rows, with a provenance column, chunk by chunk."""
+    import pyarrow.dataset as ds
+
+    from synthpipe.flows.exports import augment
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        first = True
+        for batch in ds.dataset(synthetic_dir, format="parquet").to_batches():
+            yield augment(real if first else real.iloc[:0], batch.to_pandas())
+            first = False
+
+    return write_parquet(out_dir, chunks(), metadata={**metadata, "augmented": True}).rows
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    holdout: pd.DataFrame | None,
+    cfg: RunConfig,
+    likelihood: dict[str, Any] | None,
+) -> list:
+    from synthpipe.validators import run_validation
+
+    checks_cfg = dict(cfg.checks)
+    if cfg.expectations:
+        checks_cfg.setdefault("expectations_suite", cfg.expectations)
+    return run_validation(
+        real,
+        synthetic,
+        schema,
+        holdout=holdout if holdout is not None and len(holdout) else None,
+        target=cfg.target,
+        config=checks_cfg,
+        likelihood=likelihood,
+    )
+
+
+@task(name="held-out-likelihood", cache_policy=NO_CACHE)
+def held_out_likelihood(model: BaseGenerator, holdout: pd.DataFrame) -> dict[str, Any] | None:
+    if model.likelihood_kind is None or len(holdout) == 0:
+        return None
+    per_row = model.log_likelihood(holdout)
+    if per_row is None:
+        return None
+    per_column = None
+    if hasattr(model, "log_likelihood_by_column"):
+        per_column = model.log_likelihood_by_column(holdout).mean().to_dict()
+    return {
+        "kind": model.likelihood_kind,
+        "per_row": np.asarray(per_row),
+        "n_columns": len(model.schema_.columns),
+        "per_column": per_column,
+    }
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report(out_dir: Path, checks: list, run_info: dict[str, Any], history: dict | None) -> dict[str, Any]:
+    from prefect.artifacts import create_markdown_artifact
+
+    from synthpipe.validators.report import markdown_summary, write_report
+
+    result = write_report(out_dir, checks, run_info, history)
+    create_markdown_artifact(markdown_summary(result), key="synthpipe-report", description="synthpipe run summary")
+    return result
+
+
+@contextmanager
+def _timer(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = round(time.perf_counter() - start, 3)
+
+
+@contextmanager
+def output_target(cfg: RunConfig) -> Iterator[Path]:
+    """The directory a run writes into, locked against concurrent runs on the same output.
+
+    Versioned: `out/runs/<run-id>/`, then `out/latest` is moved to it atomically (a failed run
+    leaves `latest` on the last good run). Otherwise: a staging directory swapped into `out`.
+    """
+    from synthpipe.flows.outputs import file_lock, versioned_run
+
+    out = cfg.out_path
+    if cfg.versioned:
+        with versioned_run(out, keep=cfg.keep_runs) as run_dir:
+            yield run_dir
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(out.parent / f".{out.name}.lock"), atomic_directory(out) as stage:
+        yield stage
+
+
+@task(name="reuse-or-train", cache_policy=NO_CACHE)
+def reuse_or_train(
+    df: pd.DataFrame, train_df: pd.DataFrame, schema: TableSchema, cfg: RunConfig, provenance: dict, checkpoint_dir: Path
+) -> tuple[BaseGenerator, dict[str, Any]]:
+    """With a registry: reuse the registered model when the new snapshot has not shifted."""
+    if not cfg.registry:
+        return train.fn(train_df, schema, cfg, checkpoint_dir), {
+            "reused": False, "reason": "no registry configured", "id": None
+        }
+    from synthpipe.flows.registry import ModelRegistry
+
+    registry = ModelRegistry(cfg.registry)
+    entry = registry.lookup(registry_key(cfg))
+    reused, reason = registry.decide_reuse(entry, df, fingerprint=provenance.get("content_hash"))
+    if reused:
+        model = BaseGenerator.load(entry.model_dir, device=cfg.device)
+        return model, {"reused": True, "reason": reason, "id": entry.id}
+    return train.fn(train_df, schema, cfg, checkpoint_dir), {"reused": False, "reason": reason, "id": None}
+
+
+def registry_key(cfg: RunConfig) -> str:
+    from synthpipe.flows.registry import make_config_key
+    from synthpipe.flows.sql import mask_url
+
+    params = {k: v for k, v in cfg.generator_params().items() if k not in ("progress", "device")}
+    return make_config_key({
+        "source": mask_url(cfg.source.path) if "://" in cfg.source.path else cfg.source.path,
+        "table": cfg.source.table,
+        "query": cfg.source.query,
+        "generator": cfg.generator,
+        "params": params,
+        "schema": cfg.schema_overrides,
+        "holdout_fraction": cfg.holdout_fraction,
+        "seed": cfg.seed,
+    })
+
+
+@flow(name="synthpipe-run", log_prints=True)
+def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
+    """Run the whole pipeline for one configuration; returns the report (report.json's content)."""
+    cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
+    logger = get_run_logger()
+    timings: dict[str, float] = {}
+    out = cfg.out_path
+    checkpoint_dir = out.parent / f".{out.name}.checkpoints"
+
+    with output_target(cfg) as stage:
+        with _timer(timings, "ingest_s"):
+            df, provenance = ingest(cfg)
+        logger.info("read %s rows x %s columns from %s", len(df), df.shape[1], provenance.get("source"))
+        schema = build_schema(df, cfg.schema_overrides)
+        train_df, holdout = split_holdout(df, cfg.holdout_fraction, cfg.seed)
+        conditions = plan_conditions(cfg, schema, cfg.rows if cfg.rows is not None else len(df))
+
+        with _timer(timings, "fit_s"):
+            model, model_info = reuse_or_train(df, train_df, schema, cfg, provenance, checkpoint_dir)
+        logger.info("model: %s", model_info["reason"])
+        rows = cfg.rows if cfg.rows is not None else len(df)
+        metadata = {
+            "synthpipe_version": synthpipe.__version__,
+            "generator": cfg.generator,
+            "params": {k: v for k, v in model.config.__dict__.items()},
+            "seed": cfg.seed,
+            "rows": rows,
+            "conditions": {k: str(v) for k, v in cfg.conditions.items()},
+            "balance": cfg.balance,
+            "source": provenance,
+        }
+        model.save(stage / "model")
+        with _timer(timings, "sample_s"):
+            written, synthetic = sample_and_write(model, cfg, rows, conditions, stage / "synthetic", metadata)
+            if cfg.augment:
+                written["augmented_rows"] = write_augmented(train_df, stage / "synthetic", stage / "augmented", metadata)
+        with _timer(timings, "validate_s"):
+            likelihood = held_out_likelihood(model, holdout)
+            checks = validate(train_df, synthetic, schema, holdout, cfg, likelihood)
+        run_info = {
+            "synthpipe_version": synthpipe.__version__,
+            "generator": cfg.generator,
+            "params": metadata["params"],
+            "seed": cfg.seed,
+            "source": provenance,
+            "rows": {"source": len(df), "train": len(train_df), "holdout": len(holdout), "synthetic": rows},
+            "output": {"directory": str(out), "files": written["files"], "splits": written["splits"] or None,
+                       "augmented_rows": written.get("augmented_rows")},
+            "conditions": metadata["conditions"],
+            "balance": cfg.balance,
+            "model": model_info,
+            "training": {
+                "epochs_run": len(model.history_.get("epoch", [])),
+                "best_epoch": getattr(model, "best_epoch_", None),
+                "stopped_early": getattr(model, "stopped_early_", False),
+                "warnings": list(getattr(model, "warnings_", [])),
+            },
+            "timings": timings,
+        }
+        if cfg.registry and not model_info["reused"]:
+            run_info["model"]["id"] = register_model(cfg, stage / "model", df, schema, provenance, checks, timings)
+        result = report(stage, checks, run_info, None if model_info["reused"] else model.history_)
+    _remove_tree(checkpoint_dir)  # the run succeeded: nothing left to resume
+    logger.info("wrote %s synthetic rows to %s; verdict: %s", rows, out, "PASS" if result["passed"] else "FAIL")
+    return result
+
+
+def plan_conditions(cfg: RunConfig, schema: TableSchema, rows: int) -> dict[str, Any] | pd.DataFrame | None:
+    """Typed conditions for every row, or a per-row frame that balances `balance`'s classes."""
+    if cfg.balance:
+        from synthpipe.flows.exports import balanced_conditions
+
+        return balanced_conditions(schema, cfg.balance, rows, cfg.seed)
+    return coerce_conditions(cfg.conditions, schema) if cfg.conditions else None
+
+
+@task(name="register-model", cache_policy=NO_CACHE)
+def register_model(
+    cfg: RunConfig, model_dir: Path, df: pd.DataFrame, schema: TableSchema, provenance: dict, checks: list,
+    timings: dict[str, float],
+) -> str:
+    from synthpipe.flows.registry import ModelRegistry
+
+    metrics = {c.name: c.score for c in checks if c.score is not None}
+    entry = ModelRegistry(cfg.registry).register(
+        model_dir, registry_key(cfg), provenance.get("content_hash", ""), metrics, timings.get("fit_s", 0.0),
+        df, schema.to_dict(), seed=cfg.seed,
+    )
+    return entry.id
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
