@@ -118,7 +118,7 @@ def tables(draw):
         kind = draw(st.sampled_from(["float", "int", "cat", "bool", "datetime", "nullable_int"]))
         nulls = draw(st.booleans())
 
-        def with_nulls(values, dtype=None):
+        def with_nulls(values, dtype=None, nulls=nulls):
             mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n))) if nulls else np.zeros(n, bool)
             s = pd.Series(values, dtype=dtype)
             return s.mask(mask) if mask.any() else s
