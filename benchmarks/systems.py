@@ -133,6 +133,59 @@ def time_calls(owner: type, method: str) -> Iterator[Stopwatch]:
             setattr(owner, method, original)
 
 
+class EpochLoop:
+    """Stands in for the `tqdm` that CTGAN and TVAE wrap around their epoch loop: counts epochs,
+    times the loop alone and, given a budget, ends it after the epoch during which the budget ran
+    out (exactly what synthpipe's `time_budget_s` does). SDV has no time budget of its own."""
+
+    def __init__(self, budget_s: float | None):
+        self.budget_s, self.epochs, self.seconds = budget_s, 0, 0.0
+
+    def __call__(self, iterable: Any, *args: Any, **kwargs: Any) -> _Loop:
+        return _Loop(self, iterable)
+
+
+class _Loop:
+    def __init__(self, owner: EpochLoop, iterable: Any):
+        self.owner, self.iterable = owner, iterable
+
+    def __iter__(self) -> Iterator[Any]:
+        start, done = time.perf_counter(), 0
+        try:
+            for item in self.iterable:
+                budget = self.owner.budget_s
+                if budget is not None and done and time.perf_counter() - start > budget:
+                    break
+                done += 1
+                self.owner.epochs += 1
+                yield item
+        finally:
+            self.owner.seconds += time.perf_counter() - start
+
+    def set_description(self, *args: Any, **kwargs: Any) -> None:  # tqdm API used when verbose
+        pass
+
+
+@contextmanager
+def epoch_loop(budget_s: float | None) -> Iterator[EpochLoop | None]:
+    """Hook EpochLoop into ctgan's CTGAN and TVAE for the block; yields None if they changed shape."""
+    import ctgan.synthesizers.ctgan as ctgan_module
+    import ctgan.synthesizers.tvae as tvae_module
+
+    modules = [m for m in (ctgan_module, tvae_module) if hasattr(m, "tqdm")]
+    if len(modules) < 2:
+        yield None
+        return
+    loop, originals = EpochLoop(budget_s), [m.tqdm for m in modules]
+    for module in modules:
+        module.tqdm = loop
+    try:
+        yield loop
+    finally:
+        for module, original in zip(modules, originals):
+            module.tqdm = original
+
+
 # ---- synthpipe -----------------------------------------------------------------------------
 
 
@@ -220,28 +273,43 @@ class SDVSystem:
         )
 
     def fit(self, train: pd.DataFrame, job: Job) -> dict[str, Any]:
-        chosen, calibration = self._epochs(train, job)
-        self.model = self._make(job.metadata, job, chosen)
-        timings = self._timed_fit(self.model, train)
+        if self.kind == "gaussiancopula":
+            self.model = self._make(job.metadata, job, 0)
+            return {
+                **self._timed_fit(self.model, train),
+                "epochs_run": None,
+                "rows_per_epoch": len(train),
+                "stopped_early": False,
+                "net": "defaults",
+            }
+        budget = job.budget_s if job.comparison == "equal_budget" else None
+        with epoch_loop(budget) as loop:
+            if loop is None and budget is not None:  # no hook into this ctgan: choose epochs instead
+                epochs, method = self._budget_epochs(train, job), "epochs chosen from measured s/epoch"
+            else:
+                epochs, method = (job.epochs if budget is None else EPOCH_CAP), "stopped at budget"
+            self.model = self._make(job.metadata, job, epochs)
+            timings = self._timed_fit(self.model, train)
+        if loop is not None and loop.epochs:
+            timings["setup_s"] = timings["train_s"] - loop.seconds
+            timings["train_s"] = loop.seconds  # the epoch loop alone, as synthpipe's fit_seconds_
         timings.update(
-            epochs_run=chosen if self.kind != "gaussiancopula" else None,
+            epochs_run=loop.epochs if loop is not None else epochs,
             rows_per_epoch=len(train),
             stopped_early=False,
             net=_describe(SDV_NETS[self.kind]),
-            calibration_epoch_s=calibration,
         )
+        if budget is not None:
+            timings["budget_method"] = method
         return timings
 
-    def _epochs(self, train: pd.DataFrame, job: Job) -> tuple[int, float | None]:
-        """Equal work: the requested epochs. Equal budget: as many epochs as fit the budget at the
-        measured seconds per epoch (from the equal-work run, or timed here with one epoch)."""
-        if self.kind == "gaussiancopula" or job.comparison == "equal_work":
-            return job.epochs, None
+    def _budget_epochs(self, train: pd.DataFrame, job: Job) -> int:
+        """Fallback when the epoch loop cannot be hooked: as many epochs as fit the budget at the
+        seconds per epoch measured in the equal-work run (or here, with one epoch)."""
         per_epoch = job.epoch_seconds
         if not per_epoch:
-            probe = self._timed_fit(self._make(job.metadata, job, 1), train)
-            per_epoch = probe["train_s"]
-        return max(1, math.floor(job.budget_s / max(per_epoch, 1e-9))), per_epoch
+            per_epoch = self._timed_fit(self._make(job.metadata, job, 1), train)["train_s"]
+        return max(1, math.floor(job.budget_s / max(per_epoch, 1e-9)))
 
     def _timed_fit(self, synthesizer: Any, train: pd.DataFrame) -> dict[str, float]:
         """preprocess() (RDT transforms) then fit_processed_data(), whose first step is CTGAN's own
