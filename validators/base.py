@@ -1,0 +1,139 @@
+"""The result every check returns, and the small helpers checks share to build one.
+
+A check knows nothing of how the data was made or where the report goes: it compares tables
+and returns a `CheckResult`. `passed` is None when the check has no gate (a likelihood) or
+does not apply (no holdout, no target); such checks never fail a run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class CheckResult:
+    """One check's verdict, with the evidence behind it.
+
+    `score` is compared with `threshold` in `direction` ("higher": pass when score >= threshold;
+    "lower": pass when score <= threshold). `interval` is a bootstrap confidence interval for
+    the score. `figures` holds plot specifications (plain dicts with a "kind" key that
+    report.py knows how to draw) or matplotlib figures; they stay out of report.json. Keys of
+    `extra` that start with "_" are private too: `extra["_files"]` maps file names to text that
+    write_report saves next to the report (the expectation suite, for one).
+    """
+
+    name: str
+    score: float
+    threshold: float | None
+    passed: bool | None
+    summary: str
+    details: pd.DataFrame | None = None
+    figures: list = field(default_factory=list)
+    interval: tuple[float, float] | None = None
+    direction: str = "higher"  # is a higher score better?
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def gated(self) -> bool:
+        return self.passed is not None
+
+    def to_dict(self, max_detail_rows: int = 200) -> dict[str, Any]:
+        """A JSON-safe dict: NaN and infinities become None, details become a list of records."""
+        details = None
+        if self.details is not None:
+            details = [
+                {str(k): jsonable(v) for k, v in row.items()}
+                for row in self.details.head(max_detail_rows).to_dict(orient="records")
+            ]
+        return {
+            "name": self.name,
+            "score": jsonable(self.score),
+            "threshold": jsonable(self.threshold),
+            "passed": self.passed,
+            "interval": None if self.interval is None else [jsonable(v) for v in self.interval],
+            "direction": self.direction,
+            "summary": self.summary,
+            "details": details,
+            "details_truncated": bool(self.details is not None and len(self.details) > max_detail_rows),
+            "figures": [figure_name(f, i) for i, f in enumerate(self.figures)],
+            "extra": jsonable({k: v for k, v in self.extra.items() if not str(k).startswith("_")}),
+        }
+
+
+def figure_name(figure: Any, index: int) -> str:
+    if isinstance(figure, dict):
+        return str(figure.get("name") or figure.get("kind") or f"figure_{index}")
+    return f"figure_{index}"
+
+
+def gate(score: float, threshold: float | None, direction: str) -> bool | None:
+    """Pass/fail of a score against its threshold; None when there is no threshold or no score."""
+    if threshold is None or score is None or not math.isfinite(score):
+        return None if threshold is None else False
+    return bool(score >= threshold) if direction == "higher" else bool(score <= threshold)
+
+
+def not_applicable(name: str, reason: str, direction: str = "higher", threshold: float | None = None) -> CheckResult:
+    """A check that cannot run on these inputs (e.g. needs a holdout): reported, never gated."""
+    return CheckResult(
+        name=name,
+        score=float("nan"),
+        threshold=threshold,
+        passed=None,
+        summary=f"not applicable: {reason}",
+        direction=direction,
+        extra={"applicable": False, "reason": reason},
+    )
+
+
+@contextmanager
+def limited_threads(threads: int | None) -> Iterator[None]:
+    """Cap OpenMP/BLAS threads while a check fits models (None: leave the libraries' defaults).
+
+    threadpoolctl only limits runtimes already loaded, so scikit-learn's OpenMP runtime is
+    loaded first. One thread is the robust default: under oversubscription (a shared machine,
+    a thread-pool task runner) OpenMP's spinning barriers make small fits 10-20x slower.
+    """
+    if threads is None:
+        yield
+        return
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy/pandas values to JSON types; NaN and infinities become None."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, pd.DataFrame):
+        return [{str(k): jsonable(v) for k, v in r.items()} for r in value.to_dict(orient="records")]
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)

@@ -1,0 +1,319 @@
+"""A great-expectations (GX Core 1.x) suite profiled from the source, run on the synthetic table.
+
+The suite says what any table standing in for the source must satisfy: the same columns in the
+same order, the same types, null fractions within a tolerance, numbers within the source's
+range, only known categories, unique IDs, and distribution bounds (means within a band, spreads
+within a factor of two, the same most common category). It is saved as JSON
+(`expectations.json`) for users to edit and pass back (`load_suite`), and run through a GX
+Checkpoint; with an output directory the run also leaves GX Data Docs there.
+
+Two GX limits shape the table handed to GX: type lists cannot name pandas' CategoricalDtype or
+a time-zone-aware datetime dtype, so categorical columns are validated on their values (as
+object columns) and aware datetimes as naive UTC (the time zone is recorded in the
+expectation's meta). Import of GX is slow (~5 s), so it happens lazily, once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthpipe.generators.errors import ConfigError
+from synthpipe.generators.schema import ColumnKind, TableSchema, infer_schema
+from synthpipe.validators.base import CheckResult, gate, jsonable
+from synthpipe.validators.config import ValidationConfig
+
+SUITE_NAME = "synthpipe_source_profile"
+MAX_VALUE_SET = 10_000  # larger category sets are not listed (the suite would be megabytes)
+MODE_SHARE_MARGIN = 0.1  # categories within 10 points of the top share may be the synthetic mode
+
+INT_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+             "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype", "UInt64Dtype"]
+FLOAT_TYPES = ["float16", "float32", "float64", "Float32Dtype", "Float64Dtype"]
+STR_TYPES = ["str", "StringDtype"]
+BOOL_TYPES = ["bool", "BooleanDtype"]
+DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
+
+
+def gx_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as GX can type-check it: categoricals as their values, aware datetimes as naive UTC."""
+    out = {}
+    for name in frame.columns:
+        series = frame[name]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            try:
+                series = series.astype(series.cat.categories.dtype)
+            except (TypeError, ValueError):
+                series = series.astype(object)
+        elif isinstance(series.dtype, pd.DatetimeTZDtype):
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        out[name] = series
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _type_family(series: pd.Series, kind: ColumnKind) -> list[str]:
+    dtype = series.dtype
+    if kind == ColumnKind.DATETIME:
+        return DATETIME_TYPES
+    if kind == ColumnKind.NUMERICAL:
+        return FLOAT_TYPES + INT_TYPES
+    if pd.api.types.is_bool_dtype(dtype):
+        return BOOL_TYPES
+    if pd.api.types.is_integer_dtype(dtype):
+        return INT_TYPES
+    if pd.api.types.is_float_dtype(dtype):
+        return FLOAT_TYPES + INT_TYPES
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return DATETIME_TYPES
+    values = series.dropna()
+    if kind == ColumnKind.BOOLEAN or (len(values) and values.map(type).isin([bool, np.bool_]).all()):
+        return BOOL_TYPES
+    return STR_TYPES
+
+
+def _expect(kind: str, why: str, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": jsonable(kwargs), "meta": {"why": why}}
+
+
+def suite_dict(real: pd.DataFrame, schema: TableSchema | None = None, config: ValidationConfig | None = None) -> dict:
+    """The profiled suite as plain data (the JSON written to expectations.json)."""
+    config = config or ValidationConfig()
+    schema = schema or infer_schema(real)
+    frame = gx_frame(real)
+    tol = config.null_tolerance
+    exps: list[dict[str, Any]] = [
+        _expect("expect_table_columns_to_match_ordered_list", "the synthetic table has the source's columns, in order",
+                column_list=[str(c) for c in real.columns]),
+    ]
+    for column in schema.columns:
+        name = column.name
+        if name not in frame.columns:
+            continue
+        series = frame[name]
+        kind = column.kind
+        null_fraction = float(series.isna().mean()) if len(series) else 0.0
+        if kind == ColumnKind.CONSTANT and column.constant_value is None:
+            exps.append(_expect("expect_column_values_to_be_null", "an all-null source column stays null", column=name))
+            continue
+        exps.append(_expect("expect_column_values_to_be_in_type_list",
+                            f"values keep the source's type (source dtype {real[name].dtype})",
+                            column=name, type_list=_type_family(series, kind)))
+        if null_fraction == 0:
+            exps.append(_expect("expect_column_values_to_not_be_null", "the source column has no nulls", column=name))
+        else:
+            exps.append(_expect("expect_column_values_to_not_be_null",
+                                f"null fraction at most {null_fraction:.3f} + {tol}", column=name,
+                                mostly=round(max(0.0, 1 - null_fraction - tol), 6)))
+            if null_fraction - tol > 0:
+                exps.append(_expect("expect_column_values_to_be_null", f"null fraction at least {null_fraction:.3f} - {tol}",
+                                    column=name, mostly=round(null_fraction - tol, 6)))
+        values = series.dropna()
+        if kind == ColumnKind.ID:
+            exps.append(_expect("expect_column_values_to_be_unique", "identifiers are unique", column=name))
+        elif kind == ColumnKind.CONSTANT:
+            exps.append(_expect("expect_column_values_to_be_in_set", "a constant source column stays constant",
+                                column=name, value_set=[column.constant_value]))
+        elif kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER) and len(values):
+            numeric = pd.to_numeric(values, errors="coerce").astype(float)
+            lo, hi = float(numeric.min()), float(numeric.max())
+            if kind == ColumnKind.INTEGER:
+                lo, hi = int(lo), int(hi)
+            exps.append(_expect("expect_column_values_to_be_between", "values within the source's range",
+                                column=name, min_value=lo, max_value=hi))
+            mean, sd = float(numeric.mean()), float(numeric.std(ddof=0))
+            band = config.mean_band_sd * sd
+            exps.append(_expect("expect_column_mean_to_be_between",
+                                f"mean within {config.mean_band_sd} source standard deviations of the source mean {mean:.4g}",
+                                column=name, min_value=mean - band, max_value=mean + band))
+            if sd > 0:
+                exps.append(_expect("expect_column_stdev_to_be_between", f"spread within a factor 2 of the source's {sd:.4g}",
+                                    column=name, min_value=sd / 2, max_value=sd * 2))
+        elif kind == ColumnKind.DATETIME and len(values):
+            as_dt = pd.to_datetime(values, errors="coerce", format="mixed")
+            meta_tz = f" (source time zone {column.timezone}; compared in UTC)" if column.timezone else ""
+            exps.append(_expect("expect_column_values_to_be_between", "datetimes within the source's range" + meta_tz,
+                                column=name, min_value=as_dt.min().isoformat(), max_value=as_dt.max().isoformat()))
+        elif kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN) and len(values):
+            categories = pd.unique(values)
+            if len(categories) <= MAX_VALUE_SET:
+                exps.append(_expect("expect_column_values_to_be_in_set", "only categories the source has",
+                                    column=name, value_set=sorted(categories.tolist(), key=str)))
+            share = values.value_counts(normalize=True)
+            if len(share) >= 2:
+                modes = share[share >= share.iloc[0] - MODE_SHARE_MARGIN].index.tolist()
+                exps.append(_expect("expect_column_most_common_value_to_be_in_set",
+                                    f"the most common value is one of the source's leading categories (within "
+                                    f"{MODE_SHARE_MARGIN:.0%} of the top share {share.iloc[0]:.1%})",
+                                    column=name, value_set=sorted(modes, key=str)))
+    return {
+        "name": SUITE_NAME,
+        "expectations": exps,
+        "meta": {"profiled_rows": len(real), "generated_by": "synthpipe.validators.expectations.build_suite",
+                 "notes": "Edit freely and pass back with --expectations FILE."},
+    }
+
+
+def build_suite(real: pd.DataFrame, schema: TableSchema | None = None, config: ValidationConfig | None = None):
+    """A GX ExpectationSuite profiled from the source table."""
+    return suite_from_dict(suite_dict(real, schema, config))
+
+
+def suite_from_dict(data: dict, source: str = "the suite"):
+    """A GX ExpectationSuite from plain data, raising ConfigError on the first invalid expectation.
+
+    (GX's own constructor logs invalid expectations and drops them, which would silently weaken
+    a user-edited suite.)
+    """
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    expectations = []
+    for i, e in enumerate(data.get("expectations", [])):
+        label = f"{source}: expectation #{i + 1} ({e.get('type') if isinstance(e, dict) else e!r})"
+        if not isinstance(e, dict) or "type" not in e:
+            raise ConfigError(f"{label} must be an object with a 'type' and 'kwargs'")
+        try:
+            expectations.append(ExpectationConfiguration(
+                type=e["type"], kwargs=e.get("kwargs") or {}, meta=e.get("meta")).to_domain_obj())
+        except Exception as exc:  # GX raises several types (not found, pydantic validation)
+            raise ConfigError(f"{label} is invalid: {str(exc).splitlines()[0]}") from None
+    return gx.ExpectationSuite(name=data.get("name") or SUITE_NAME, expectations=expectations, meta=data.get("meta"))
+
+
+def suite_json(suite: Any) -> str:
+    """The suite as indented JSON text (the format `load_suite` reads), without GX-assigned ids."""
+    data = suite if isinstance(suite, dict) else suite.to_json_dict()
+    return json.dumps(_strip_ids(data), indent=2, default=str)
+
+
+def save_suite(suite: Any, path: str | Path) -> Path:
+    """Write the suite as indented JSON (the format `load_suite` reads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(suite_json(suite))
+    return path
+
+
+def _strip_ids(data: dict) -> dict:
+    """Drop GX-assigned ids so a suite can be added to a fresh context (and reads cleanly)."""
+    data = {k: v for k, v in data.items() if k not in ("id", "notes") or (k == "notes" and v)}
+    data["expectations"] = [
+        {k: v for k, v in e.items() if k not in ("id", "rendered_content")} for e in data.get("expectations", [])
+    ]
+    return data
+
+
+def load_suite(path: str | Path):
+    """Read a (possibly user-edited) suite from JSON, with errors that name the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"expectations file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"expectations file {str(path)!r} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
+        raise ConfigError(f"expectations file {str(path)!r} must be a JSON object with an 'expectations' list")
+    return suite_from_dict(data, f"expectations file {str(path)!r}")
+
+
+def _context(docs_root: Path | None):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=str(docs_root)) if docs_root else gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _observed(result: dict) -> str:
+    if "observed_value" in result and result["observed_value"] is not None:
+        value = result["observed_value"]
+        return json.dumps(jsonable(value))[:200]
+    if "unexpected_count" in result:
+        text = f"{result.get('unexpected_count')} unexpected ({(result.get('unexpected_percent') or 0):.2f}%)"
+        examples = result.get("partial_unexpected_list") or []
+        if examples:
+            text += ", e.g. " + ", ".join(map(str, examples[:5]))
+        return text
+    return ""
+
+
+def run_expectations(synthetic: pd.DataFrame, suite: Any, out_dir: str | Path | None = None,
+                     config: ValidationConfig | None = None) -> CheckResult:
+    """Validate `synthetic` against `suite` through a GX Checkpoint: the check `expectations`.
+
+    The score is the share of expectations met; the gate is `expectations_min` (every one by
+    default). With `out_dir`, GX Data Docs for the run are copied to `out_dir/data_docs/`.
+    """
+    import great_expectations as gx
+
+    config = config or ValidationConfig()
+    data = _strip_ids(suite if isinstance(suite, dict) else suite.to_json_dict())
+    workdir = Path(tempfile.mkdtemp(prefix="synthpipe-gx-")) if out_dir else None
+    try:
+        context = _context(workdir)
+        batch = (context.data_sources.add_pandas("synthetic").add_dataframe_asset("synthetic_table")
+                 .add_batch_definition_whole_dataframe("whole_table"))
+        gx_suite = context.suites.add(suite_from_dict(data))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name="synthetic_vs_source_profile", data=batch, suite=gx_suite))
+        actions = []
+        if workdir:
+            from great_expectations.checkpoint import UpdateDataDocsAction
+
+            actions = [UpdateDataDocsAction(name="data_docs")]
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name="synthpipe_expectations", validation_definitions=[definition], actions=actions,
+            result_format={"result_format": "SUMMARY"}))
+        outcome = checkpoint.run(batch_parameters={"dataframe": gx_frame(synthetic)})
+        docs_index = None
+        if workdir and out_dir:
+            site = workdir / "gx" / "uncommitted" / "data_docs" / "local_site"
+            if site.exists():
+                target = Path(out_dir) / "data_docs"
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(site, target)
+                docs_index = str(target / "index.html")
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = []
+    for validation in outcome.run_results.values():
+        for r in validation.results:
+            cfg = r.expectation_config
+            kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "column")}
+            exception = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
+            rows.append({
+                "success": bool(r.success),
+                "expectation": cfg.type,
+                "column": cfg.kwargs.get("column"),
+                "observed": _observed(r.result or {}) or (exception or ""),
+                "expected": json.dumps(jsonable(kwargs))[:300],
+                "why": (cfg.meta or {}).get("why", ""),
+            })
+    details = pd.DataFrame(rows, columns=["success", "expectation", "column", "observed", "expected", "why"])
+    details = details.sort_values("success", kind="stable").reset_index(drop=True)
+    n = len(details)
+    met = int(details["success"].sum()) if n else 0
+    score = met / n if n else 1.0
+    failed = details[~details["success"]]
+    summary = f"{met} of {n} expectations met"
+    if len(failed):
+        listed = [f"{e.removeprefix('expect_')} on {c}" if c else e.removeprefix("expect_")
+                  for e, c in zip(failed["expectation"], failed["column"])]
+        summary += "; failed: " + "; ".join(listed[:6]) + (f" (+{len(listed) - 6} more)" if len(listed) > 6 else "")
+    return CheckResult(
+        name="expectations", score=score, threshold=config.expectations_min,
+        passed=gate(score, config.expectations_min, "higher"), summary=summary, details=details,
+        direction="higher",
+        extra={"data_docs": docs_index, "n_expectations": n, "n_failed": n - met,
+               "failed_columns": sorted({str(c) for c in failed["column"].dropna()})},
+    )
