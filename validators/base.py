@@ -74,9 +74,11 @@ def figure_name(figure: Any, index: int) -> str:
 
 
 def gate(score: float, threshold: float | None, direction: str) -> bool | None:
-    """Pass/fail of a score against its threshold; None when there is no threshold or no score."""
-    if threshold is None or score is None or not math.isfinite(score):
-        return None if threshold is None else False
+    """Pass/fail of a score against its threshold: None without a threshold, False for a missing (NaN) score."""
+    if threshold is None:
+        return None
+    if score is None or math.isnan(score):
+        return False
     return bool(score >= threshold) if direction == "higher" else bool(score <= threshold)
 
 
