@@ -195,16 +195,18 @@ def _validate(args: argparse.Namespace) -> int:
     config: dict[str, Any] = {}
     if args.expectations:
         config["expectations_suite"] = args.expectations
-    started = time.perf_counter()
-    checks = run_validation(real, synthetic, schema, holdout=holdout, target=args.target, config=config)
-    run_info = {
-        "source": real_prov.to_dict(),
-        "synthetic_source": syn_prov.to_dict(),
-        "rows": {"real": len(real), "synthetic": len(synthetic), "holdout": 0 if holdout is None else len(holdout)},
-        "timings": {"ingest_s": round(ingest_s, 3), "validate_s": round(time.perf_counter() - started, 3)},
-    }
     out = Path(args.out)
     with atomic_directory(out) as stage:
+        started = time.perf_counter()
+        checks = run_validation(
+            real, synthetic, schema, holdout=holdout, target=args.target, config={**config, "out_dir": str(stage)}
+        )
+        run_info = {
+            "source": real_prov.to_dict(),
+            "synthetic_source": syn_prov.to_dict(),
+            "rows": {"real": len(real), "synthetic": len(synthetic), "holdout": 0 if holdout is None else len(holdout)},
+            "timings": {"ingest_s": round(ingest_s, 3), "validate_s": round(time.perf_counter() - started, 3)},
+        }
         report = write_report(stage, checks, run_info, None)
     _print_verdict(report, out)
     return EXIT_OK if report["passed"] else EXIT_GATE

@@ -160,10 +160,11 @@ def validate(
     holdout: pd.DataFrame | None,
     cfg: RunConfig,
     likelihood: dict[str, Any] | None,
+    out_dir: Path,
 ) -> list:
     from synthpipe.validators import run_validation
 
-    checks_cfg = dict(cfg.checks)
+    checks_cfg = {"out_dir": str(out_dir), **cfg.checks}  # GX Data Docs go next to the report
     if cfg.expectations:
         checks_cfg.setdefault("expectations_suite", cfg.expectations)
     return run_validation(
@@ -309,7 +310,7 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
                 written["augmented_rows"] = write_augmented(train_df, stage / "synthetic", stage / "augmented", metadata)
         with _timer(timings, "validate_s"):
             likelihood = held_out_likelihood(model, holdout)
-            checks = validate(train_df, synthetic, schema, holdout, cfg, likelihood)
+            checks = validate(train_df, synthetic, schema, holdout, cfg, likelihood, stage)
         run_info = {
             "synthpipe_version": synthpipe.__version__,
             "generator": cfg.generator,
