@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,8 +60,17 @@ EQUAL_BUDGET = [
 ]
 
 
+TEXT_COLUMNS = {"date", "host", "cpu", "cores", "memory_gib", "gpu", "python", "git", "command"}
+
+
 def load(paths: Sequence[Path]) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    """Read CSVs, keeping descriptive columns as text (a git hash such as 0370747 is not a number)."""
+    frames = []
+    for path in paths:
+        header = pd.read_csv(path, nrows=0).columns
+        text = {c: str for c in header if c in TEXT_COLUMNS or c.startswith("v_")}
+        frames.append(pd.read_csv(path, dtype=text))
+    return pd.concat(frames, ignore_index=True)
 
 
 def summarise(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -137,6 +147,41 @@ def table(summary: pd.DataFrame, columns: list[str]) -> list[str]:
             cells.append(f"**{value:.2f}x**{show_peer}" if np.isfinite(value) else "")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+HEADLINE = [
+    ("equal_work", "train_rows_epochs_per_s"),
+    ("equal_work", "sample_rows_per_s"),
+    ("equal_work", "peak_rss_mb"),
+    ("equal_work", "prep_fit_s"),
+    ("equal_budget", "quality"),
+    ("equal_budget", "c2st_auc"),
+    ("equal_budget", "utility_ratio"),
+]
+
+
+def headline(runs: pd.DataFrame) -> list[str]:
+    """One line per dataset and synthpipe family: its figures over its matched SDV counterpart's
+    (speed from the equal-work runs, quality from the equal-budget runs)."""
+    head = ["dataset", "ratio"] + [
+        f"{COLUMNS[c][0]}{ARROWS[COLUMNS[c][2]]} ({comp.split('_')[1]})" for comp, c in HEADLINE
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for dataset, runs_d in runs.groupby("dataset", sort=False):
+        for ours, peer in MATCHED_PEER.items():
+            cells = []
+            for comparison, col in HEADLINE:
+                summary = summarise(runs_d[runs_d["comparison"] == comparison], [col])
+                ok = ours in summary.index and peer in summary.index and (col, "mean") in summary.columns
+                value = (
+                    _ratio(summary.loc[ours, (col, "mean")], summary.loc[peer, (col, "mean")])
+                    if ok
+                    else math.nan
+                )
+                cells.append(f"**{value:.2f}x**" if np.isfinite(value) else "—")
+            if any(c != "—" for c in cells):
+                lines.append(f"| {dataset} | {ours} / {peer} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
 
 
 def plot(runs: pd.DataFrame, dataset: str, path: Path) -> None:
@@ -216,13 +261,17 @@ def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
             f"- FAILED: {row['dataset']} seed {row['seed']} {row['comparison']} `{row['system']}`: "
             f"{row.get('message')}"
         )
+    summary = headline(runs)
+    if summary:
+        lines += ["", "## Headline: synthpipe over its SDV counterpart", "", *summary]
     lines += ["", PROTOCOL.strip(), "", *dataset_table(), ""]
     for dataset, runs_d in runs.groupby("dataset", sort=False):
         d = runs_d.iloc[0]
         lines += [
             f"## {dataset}",
             "",
-            f"{d['source']}: {int(d['n_rows']):,} rows x {int(d['n_columns'])} columns, train {int(d['n_train']):,} / "
+            f"{d['source']}: {int(d['n_rows']):,} rows{_subsample_note(d['command'])} x {int(d['n_columns'])} "
+            f"columns, train {int(d['n_train']):,} / "
             f"holdout {int(d['n_holdout']):,}; utility target `{d['target']}` ({d['task']}: "
             f"{'R²' if d['task'] == 'regression' else 'ROC AUC'}).",
             "",
@@ -322,6 +371,14 @@ def _cell(mean: float, std: float, fmt: str) -> str:
 def _epochs(runs: pd.DataFrame) -> str:
     values = runs.loc[runs["comparison"] == "equal_work", "epochs_requested"].dropna().unique()
     return ", ".join(str(int(v)) for v in sorted(values)) or "—"
+
+
+def _subsample_note(command: str) -> str:
+    """' (a fixed subsample, --max-rows N)' when the run subsampled the tables, else ''."""
+    match = re.search(r"--max-rows[ =](\d+)", str(command))
+    if match:
+        return f" (a fixed uniform subsample: --max-rows {int(match.group(1)):,})"
+    return " (a fixed uniform subsample: --quick)" if "--quick" in str(command) else ""
 
 
 def _truthy(value: object) -> bool:
