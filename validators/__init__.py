@@ -145,7 +145,7 @@ def _run(
         pair = _guarded("privacy_dcr", lambda: distance_checks(real, synthetic, columns, config, holdout))
         results += [r for r in pair if config.wants(r.name)]
     if config.wants("expectations"):
-        results += _guarded("expectations", lambda: _expectations(real, synthetic, schema, config))
+        results += _guarded("expectations", lambda: _expectations(real, synthetic, schema, config, holdout))
 
     for r in results:
         if r.name not in ("privacy_exact_copies", "expectations", "holdout_log_likelihood"):
@@ -155,7 +155,15 @@ def _run(
     return results
 
 
-def _expectations(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, config: ValidationConfig) -> CheckResult:
+def _expectations(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    config: ValidationConfig,
+    holdout: pd.DataFrame | None = None,
+) -> CheckResult:
+    """Profile the suite from the whole source (training + holdout rows): its ranges and category
+    sets are the source's, the same bounds the generator's schema was inferred with."""
     from synthpipe.validators.expectations import (
         build_suite,
         load_suite,
@@ -164,11 +172,12 @@ def _expectations(real: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSche
         suite_json,
     )
 
-    suite = load_suite(config.expectations_suite) if config.expectations_suite else build_suite(real, schema, config)
+    source = pd.concat([real, holdout], ignore_index=True) if holdout is not None else real
+    suite = load_suite(config.expectations_suite) if config.expectations_suite else build_suite(source, schema, config)
     if config.out_dir is not None:
         save_suite(suite, config.out_dir / "expectations.json")
     result = run_expectations(synthetic, suite, config.out_dir, config)
-    result.extra["suite"] = str(config.expectations_suite) if config.expectations_suite else "profiled from the real table"
+    result.extra["suite"] = str(config.expectations_suite) if config.expectations_suite else "profiled from the source table"
     # write_report saves the suite next to the report even when no out_dir was configured
     result.extra["_files"] = {"expectations.json": suite_json(suite)}
     return result
