@@ -9,9 +9,12 @@ conditioned column uniformly and its category by log-frequency, then real rows o
 Why it is fast on the CPU: everything a step needs is a handful of tensor operations over index
 tensors built once (`Layout`): the sampler draws conditions and matching rows with a sorted row
 index and per-category offsets, every softmax block is done at once by a segment softmax, the
-conditional cross-entropy is one padded gather, the critic scores real, fake and interpolated
-rows in one pass for the gradient penalty, one generator forward serves both updates, and no
-value leaves the device before the end of the epoch.
+conditional cross-entropy is one padded gather, the critic scores real and fake rows in one
+pass, one generator forward serves both the critic and the generator update (SDV's CTGAN runs
+the generator twice and back-propagates through it three times per step), widths are padded to
+multiples of 8 for the matrix kernels, and no value leaves the device before the end of the
+epoch. The generator samples in eval mode (BatchNorm running statistics), so a row does not
+depend on the others in its batch.
 
 Conditional sampling is exact: the requested category goes into the conditional vector and is
 also written into the decoded codes, so every row satisfies the condition without rejection.
@@ -156,7 +159,7 @@ class Layout:
         is_value[[s.start for s in values]] = True
         self.is_value = t(is_value, torch.bool)
 
-        # decoding: argmax within each block, blocks of equal width handled together
+        # decoding: a categorical draw within each block, blocks of equal width handled together
         self.width_groups = []
         for width in sorted({s.width for s in codes}):
             group = [s for s in codes if s.width == width]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -122,6 +123,29 @@ def test_unseen_condition_value_lists_known_values(fitted: CTGAN) -> None:
         fitted.sample(10, conditions={"amount": 50.0})
     with pytest.raises(ConfigError, match="unknown column"):
         fitted.sample(10, conditions={"nope": 1})
+
+
+@pytest.mark.parametrize("kind", ["only continuous", "only categorical"])
+def test_tables_without_one_kind_of_column(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    if kind == "only continuous":
+        table = pd.DataFrame({"a": rng.normal(size=n), "b": rng.exponential(size=n)})
+    else:
+        table = pd.DataFrame(
+            {
+                "a": rng.choice(["x", "y", None], n),
+                "b": rng.random(n) < 0.5,
+                "c": rng.choice(list("pqrstu"), n),
+            }
+        )
+    model = small(eval_every=1).fit(table)
+    out = model.sample(70)
+    assert len(out) == 70 and list(out.columns) == list(table.columns)
+    assert all(math.isfinite(v) for v in model.history_["val_loss"])
+    if kind == "only categorical":
+        assert out["a"].isna().any()  # the null category is generated like any other
+        assert (model.sample(30, conditions={"c": "u"})["c"] == "u").all()
 
 
 # ---- training: resume, early stopping, losses ---------------------------------------------------
