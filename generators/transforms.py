@@ -56,7 +56,7 @@ class EncodedTable:
 
 
 def fit_gmm_1d(
-    x: np.ndarray, max_modes: int = 10, iters: int = 100, min_weight: float = 0.005, seed: int = 0
+    x: np.ndarray, max_modes: int = 10, iters: int = 100, min_weight: float = 0.005, tol: float = 1e-4
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit a 1-D Gaussian mixture; returns (weights, means, stds), small modes pruned.
 
@@ -79,17 +79,22 @@ def fit_gmm_1d(
     stds = np.full(k, max(1.0 / k, floor))
     weights = np.full(k, 1.0 / k)
     prev = -np.inf
+    zc = z[:, None]
     for _ in range(iters):
-        log_p = _component_log_prob(z, weights, means, stds)  # [n, k]
-        log_norm = np.logaddexp.reduce(log_p, axis=1, keepdims=True)
-        resp = np.exp(log_p - log_norm)
+        # E-step with the max trick (np.logaddexp.reduce is several times slower)
+        log_p = np.log(weights) - np.log(stds) - 0.5 * ((zc - means) / stds) ** 2
+        top = log_p.max(axis=1, keepdims=True)
+        resp = np.exp(log_p - top)
+        total = resp.sum(axis=1, keepdims=True)
+        resp /= total
+        # M-step
         nk = resp.sum(axis=0) + 1e-12
         weights = nk / nk.sum()
-        means = (resp * z[:, None]).sum(axis=0) / nk
-        var = (resp * (z[:, None] - means) ** 2).sum(axis=0) / nk
+        means = (resp * zc).sum(axis=0) / nk
+        var = (resp * (zc - means) ** 2).sum(axis=0) / nk
         stds = np.sqrt(np.maximum(var, floor**2))
-        ll = float(log_norm.mean())
-        if ll - prev < 1e-6:
+        ll = float(np.mean(top[:, 0] + np.log(total[:, 0])))
+        if ll - prev < tol:
             break
         prev = ll
     keep = weights >= min_weight
