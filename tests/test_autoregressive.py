@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from synthpipe.generators import get_generator_class
 from synthpipe.generators.autoregressive import ARTransformer, AutoregressiveTransformer
 from synthpipe.generators.base import BaseGenerator

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from synthpipe.benchmarks import datasets, metrics, report, run
 from synthpipe.generators import GENERATORS
 
