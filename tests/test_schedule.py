@@ -93,7 +93,24 @@ def test_database_password_stays_out_of_deployment_parameters():
 
 @pytest.mark.slow
 @pytest.mark.prefect_server
+@pytest.mark.postgres
 def test_served_deployment_runs_on_a_real_prefect_server(tmp_path):
+    """The nightly job end to end: a cron deployment served against a real Prefect server reads a
+    PostgreSQL table, trains and registers a model (run 1), reuses it on the same data (run 2),
+    and retrains after the table's distribution changes (run 3); each run is versioned and
+    `latest` moves atomically to it."""
+    import pandas as pd
+
+    from synthpipe.flows.sql import create_engine
+
+    pg_url = os.environ.get(
+        "SYNTHPIPE_TEST_PG_URL", "postgresql://synthpipe:synthpipe@127.0.0.1:5432/synthpipe_test"
+    )
+    table = f"nightly_{os.getpid()}"
+    engine = create_engine(pg_url)
+    people = pd.read_csv(EXAMPLES / "acs12.csv")
+    people.to_sql(table, engine, if_exists="replace", index=False)
+
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {
@@ -107,7 +124,13 @@ def test_served_deployment_runs_on_a_real_prefect_server(tmp_path):
         "MKL_NUM_THREADS": "1",
     }
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)  # SQLite under PREFECT_HOME
-    config_path = _write_config(tmp_path)
+    config_path = _write_config(
+        tmp_path,
+        source={"path": pg_url, "table": table},
+        registry=str(tmp_path / "registry"),
+        versioned=True,
+        keep_runs=5,
+    )
     server = served = None
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("server", "serve")}
     started = time.monotonic()
@@ -139,6 +162,7 @@ def test_served_deployment_runs_on_a_real_prefect_server(tmp_path):
         from prefect.deployments import run_deployment
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
+        out = tmp_path / "out"
         with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
 
             def registered():
@@ -148,29 +172,44 @@ def test_served_deployment_runs_on_a_real_prefect_server(tmp_path):
             deployment = _wait_for(registered, 180, "the deployment to be registered", served, tmp_path)
             assert deployment.schedules[0].schedule.cron == "0 2 * * *"
             assert deployment.parameters["config"]["params"]["epochs"] == 2
-
+            assert "synthpipe:synthpipe@" not in json.dumps(deployment.parameters)  # no password stored
             print(f"[timing] deployment registered after {time.monotonic() - started:.0f}s")
-            flow_run = run_deployment("synthpipe-run/nightly-test", timeout=0)
 
-            def finished():
-                state = client.read_flow_run(flow_run.id).state
-                return state if state is not None and state.is_final() else None
+            def trigger_and_wait() -> dict:
+                flow_run = run_deployment("synthpipe-run/nightly-test", timeout=0)
 
-            state = _wait_for(finished, 400, "the triggered run to finish", served, tmp_path)
-        print(f"[timing] flow run finished after {time.monotonic() - started:.0f}s")
-        assert state.is_completed(), f"flow run ended {state.type}: {state.message}\n{_tail(tmp_path)}"
-        # The run's output: DIR/ (or DIR/latest/ when versioned outputs are on).
-        out = tmp_path / "out"
-        out = out / "latest" if (out / "latest").exists() else out
-        report = json.loads((out / "report.json").read_text())
-        assert isinstance(report["passed"], bool) and report["checks"]
-        assert pq.ParquetDataset(out / "synthetic").read().num_rows == 200
-        assert (out / "model" / "model.safetensors").is_file()
+                def finished():
+                    state = client.read_flow_run(flow_run.id).state
+                    return state if state is not None and state.is_final() else None
+
+                state = _wait_for(finished, 400, "the triggered run to finish", served, tmp_path)
+                assert state.is_completed(), f"flow run ended {state.type}: {state.message}\n{_tail(tmp_path)}"
+                print(f"[timing] flow run finished after {time.monotonic() - started:.0f}s")
+                return json.loads((out / "latest" / "report.json").read_text())
+
+            first = trigger_and_wait()
+            first_run = (out / "latest").resolve()
+            assert first["model"]["reused"] is False and first["model"]["id"]
+            assert pq.ParquetDataset(out / "latest" / "synthetic").read().num_rows == 200
+            assert (out / "latest" / "model" / "model.safetensors").is_file()
+
+            second = trigger_and_wait()
+            assert second["model"]["reused"] is True and second["model"]["id"] == first["model"]["id"]
+            assert (out / "latest").resolve() != first_run  # a new versioned run, latest moved
+
+            shifted = people.assign(income=people["income"] * 4 + 50_000, age=(people["age"] + 30).clip(upper=99))
+            shifted.to_sql(table, engine, if_exists="replace", index=False)
+            third = trigger_and_wait()
+            assert third["model"]["reused"] is False and "shift" in third["model"]["reason"]
+            assert len(list((out / "runs").iterdir())) == 3
     finally:
         _stop(served)
         _stop(server)
         for fh in logs.values():
             fh.close()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}"')
+        engine.dispose()
 
 
 def _wait_for(probe, timeout_s: float, what: str, proc: subprocess.Popen, tmp_path: Path):
