@@ -488,8 +488,6 @@ def _restore_constant(col: ColumnSchema, n: int) -> pd.Series:
         value = pd.Timestamp(value)
     s = pd.Series([value] * n, name=col.name, dtype=object)
     try:
-        if value is None and col.dtype in ("float64", "object"):
-            return s.astype(col.dtype)
         return s.astype(col.dtype)
     except (TypeError, ValueError):
         return s
