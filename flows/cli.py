@@ -139,6 +139,9 @@ def _run(args: argparse.Namespace) -> int:
     # A fresh Prefect database migrates on first start; on a busy 2-core machine that takes
     # longer than Prefect's 20 s default.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Prefect's usage telemetry races the first migration of a fresh database ("database is
+    # locked" tracebacks in the log) and phones home; a data pipeline needs neither.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from synthpipe.flows.pipeline import synthpipe_run
 
     report = synthpipe_run(cfg.model_dump(by_alias=True))
