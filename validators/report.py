@@ -138,8 +138,14 @@ def _status_text(passed: bool | None) -> str:
     return "PASS" if passed is True else "FAIL" if passed is False else "n/a"
 
 
-def _short(value: Any, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+def _short(value: Any, limit: int = 160) -> str:
+    """One readable line: a mapping as `key: value · key: value` (empty values left out)."""
+    if isinstance(value, dict):
+        parts = [f"{k}: {v if isinstance(v, str) else json.dumps(v, default=str)}"
+                 for k, v in value.items() if v not in (None, {}, [], "")]
+        text = " · ".join(parts)
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
