@@ -1,5 +1,5 @@
 """CTGAN: round trip, seeding, persistence, exact conditional sampling, resume, early stopping,
-the mode-collapse monitor and the vectorised pieces (sampler, segment softmax, dense layout)."""
+the mode-collapse monitor and the vectorised pieces (sampler, grouped Gumbel-softmax, dense layout)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from synthpipe.generators.errors import ConfigError
 from synthpipe.generators.gan import (
     CTGAN,
     ConditionalSampler,
+    Generator,
     Layout,
     ModeCollapseWarning,
-    segment_softmax,
+    gumbel_like,
+    run_folded,
 )
 from synthpipe.generators.schema import infer_schema
 from synthpipe.generators.transforms import TableEncoder
@@ -229,18 +231,30 @@ def encoded(mixed_table: pd.DataFrame) -> tuple[TableEncoder, torch.Tensor, torc
 def test_layout_dense_matches_the_encoder(encoded) -> None:
     encoder, values, codes = encoded
     layout = Layout(encoder, torch.device("cpu"))
-    torch.testing.assert_close(layout.dense(values, codes), encoder.to_dense(values, codes))
+    torch.testing.assert_close(layout.dense(values, codes), encoder.to_dense(values, codes)[:, layout.order])
+    assert sorted(layout.order.tolist()) == list(range(layout.dense_dim))  # a permutation
 
 
-def test_segment_softmax_equals_softmax_per_block(encoded) -> None:
+def test_activation_is_tanh_and_a_gumbel_softmax_per_block(encoded) -> None:
+    """The grouped activation equals the per-block definition, block by block, in the GAN's
+    layout (so the grouping and the permutation agree)."""
     encoder, _, _ = encoded
     layout = Layout(encoder, torch.device("cpu"))
-    x = torch.randn(7, layout.dense_dim) * 30  # large logits: the per-block maximum keeps exp finite
-    out = segment_softmax(x, layout.seg, layout.n_seg)
+    x = torch.randn(7, layout.dense_dim) * 30  # large logits: softmax must stay finite
+    tau, nv = 0.2, layout.n_values
+    torch.manual_seed(3)
+    out = layout.activate(x, tau)
+    torch.manual_seed(3)
+    noise = gumbel_like(x[:, nv:])
+    position = {int(e): i for i, e in enumerate(layout.order)}  # encoder column -> GAN column
     for span in encoder.spans_:
-        block = slice(span.start, span.start + span.width)
-        expected = torch.softmax(x[:, block], dim=1) if span.is_discrete else torch.ones(7, 1)
-        torch.testing.assert_close(out[:, block], expected)
+        cols = [position[span.start + k] for k in range(span.width)]
+        if span.is_discrete:
+            expected = torch.softmax((x[:, cols] + noise[:, [c - nv for c in cols]]) / tau, dim=1)
+        else:
+            expected = torch.tanh(x[:, cols])
+        torch.testing.assert_close(out[:, cols], expected)
+    assert torch.isfinite(out).all()
 
 
 def test_sampler_draws_rows_of_the_drawn_category_with_columns_uniform(encoded) -> None:
@@ -259,3 +273,17 @@ def test_sampler_draws_rows_of_the_drawn_category_with_columns_uniform(encoded) 
     expected = torch.log1p(counts) / torch.log1p(counts).sum()
     observed = torch.bincount(layout.cond_cat_of[g[column == j]], minlength=len(counts)).double()
     assert torch.allclose(observed / observed.sum(), expected, atol=0.03)
+
+
+@pytest.mark.parametrize("residual", ["add", "concat"])
+def test_folded_generator_equals_the_eval_mode_module(residual: str) -> None:
+    """Sampling folds BatchNorm into the linear layers; the rows must not change."""
+    torch.manual_seed(0)
+    net = Generator(24, [32, 32], 16, residual)
+    net.train()
+    for _ in range(3):  # move the BatchNorm running statistics away from their initial values
+        net(torch.randn(64, 24) * 3 + 1)
+    net.eval()
+    x = torch.randn(50, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(run_folded(net.folded(), x), net(x), rtol=1e-5, atol=1e-5)
