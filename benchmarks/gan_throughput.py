@@ -9,9 +9,14 @@ shared machine wall-clock time depends on the neighbours; CPU time much less so)
 - fit rows*epochs/s: rows x epochs over the whole fit() (preprocessing included);
 - loop rows*epochs/s: rows x epochs over the training loop alone (synthpipe's
   BaseGenerator._train; for SDV, the time inside its epoch iterator, timed by wrapping it);
-- sample rows/s: median over repeats of sample(n) (decoding to a DataFrame included).
+- sample rows/s: median over repeats of sample(n) (decoding to a DataFrame included);
+- for synthpipe, the matrix-product floor: the matrix products (mm/addmm) that one training
+  step and one sample(n) call run are recorded with their shapes and replayed alone on random
+  inputs. No implementation of the same work (same rows, epochs, batch and widths) can be faster
+  than its matrix products, so SDV's time divided by the floor bounds the reachable ratio.
 
     python benchmarks/gan_throughput.py --rows 20000 --epochs 3 --threads 2
+    python benchmarks/gan_throughput.py --threads 1 --systems synthpipe-add sdv  # steadiest on a shared machine
 
 This is not the benchmark harness (benchmarks/run.py); it is a small standalone check.
 """
@@ -25,6 +30,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import math
 import platform
 import time
 import warnings
@@ -51,10 +57,14 @@ def clocks() -> np.ndarray:
 
 
 class Fitted:
-    """A fitted system: its sampler, and (wall, CPU) seconds of the whole fit() and of the loop."""
+    """A fitted system: its sampler, and (wall, CPU) seconds of the whole fit() and of the loop.
+    For synthpipe also the matrix products of one training step (`step_products`) and the
+    number of steps timed, from which the floor of the loop's time is measured."""
 
     def __init__(self, sample: Callable[[int], pd.DataFrame], fit: np.ndarray, loop: np.ndarray):
         self.sample, self.fit, self.loop = sample, fit, loop
+        self.step_products: list[tuple[str, list[list[int]]]] = []
+        self.steps = 0
 
 
 def synthpipe_fit(df: pd.DataFrame, args: argparse.Namespace, residual: str = "concat") -> Fitted:
@@ -74,6 +84,7 @@ def synthpipe_fit(df: pd.DataFrame, args: argparse.Namespace, residual: str = "c
         seed=args.seed,
     )
     loop = np.zeros(2)
+    step_products: list[tuple[str, list[list[int]]]] = []
     train = model._train  # the training loop proper (BaseGenerator._train), timed from outside
 
     def timed_train(start_epoch: int) -> None:
@@ -81,11 +92,52 @@ def synthpipe_fit(df: pd.DataFrame, args: argparse.Namespace, residual: str = "c
         before = clocks()
         train(start_epoch)
         loop = clocks() - before
+        # after the clock: record the matrix products of one step (weights restored afterwards)
+        saved = {k: {n: t.clone() for n, t in m.state_dict().items()} for k, m in model._modules().items()}
+        step_products.extend(record_products(model._step))
+        for k, m in model._modules().items():
+            m.load_state_dict(saved[k])
 
     model._train = timed_train
     before = clocks()
     model.fit(df)
-    return Fitted(model.sample, clocks() - before, loop)
+    fitted = Fitted(model.sample, clocks() - before, loop)
+    fitted.step_products = step_products
+    fitted.steps = args.epochs * max(model.n_train_ // 500, 1)
+    return fitted
+
+
+def record_products(fn: Callable[[], Any]) -> list[tuple[str, list[list[int]]]]:
+    """The matrix products (mm/addmm) that one call of `fn` runs, with their shapes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        fn()
+    out = []
+    for event in prof.events():
+        if event.name in ("aten::mm", "aten::addmm"):
+            out.append((event.name, [list(s) for s in event.input_shapes if s]))
+    return out
+
+
+def replay_seconds(products: list[tuple[str, list[list[int]]]], repeats: int = 20) -> float:
+    """Seconds that the recorded products alone take (random inputs of the same shapes, best of
+    `repeats`): the floor under any implementation of the same work on this CPU."""
+    calls = []
+    for name, shapes in products:
+        if name == "aten::addmm":  # (bias, a, b)
+            bias, a, b = (torch.randn(*s) for s in shapes[:3])
+            calls.append(lambda bias=bias, a=a, b=b: torch.addmm(bias, a, b))
+        else:
+            a, b = (torch.randn(*s) for s in shapes[:2])
+            calls.append(lambda a=a, b=b: torch.mm(a, b))
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for call in calls:
+            call()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def sdv_fit(df: pd.DataFrame, args: argparse.Namespace) -> Fitted:
@@ -143,6 +195,10 @@ def measure(
         row[f"loop_rows_epochs_per_{clock}_s"] = work / fitted.loop[i]
         row[f"sample_{clock}_s"] = sample[i]
         row[f"sample_rows_per_{clock}_s"] = args.sample_rows / sample[i]
+    if fitted.step_products:  # the floor: the same matrix products with nothing around them
+        row["loop_matmul_floor_s"] = replay_seconds(fitted.step_products) * fitted.steps
+        sample_products = record_products(lambda: fitted.sample(args.sample_rows))
+        row["sample_matmul_floor_s"] = replay_seconds(sample_products, repeats=5)
     print(f"  {name}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "system"), flush=True)
     return row
 
@@ -184,6 +240,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for name in [s for s in table.index if s != "sdv" and "sdv" in table.index]:
         for key in [k for k in table.columns if "per_" in k]:
             print(f"  ratio {name}/sdv {key}: {table.loc[name, key] / table.loc['sdv', key]:.2f}x")
+        for part in ("loop", "sample"):
+            floor = table.loc[name].get(f"{part}_matmul_floor_s")
+            if floor is not None and np.isfinite(floor):
+                print(
+                    f"  {name} {part}: matrix products alone {floor:.3f} s "
+                    f"({floor / table.loc[name, f'{part}_wall_s']:.0%} of its wall time); "
+                    f"SDV's {part} time / that floor = {table.loc['sdv', f'{part}_wall_s'] / floor:.2f}x, "
+                    "the most any implementation of the same work could reach"
+                )
     return table
 
 
