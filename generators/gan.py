@@ -14,8 +14,9 @@ the critic's gradients (loss and gradient penalty) are written out by hand in
 generators/critic.py, one forward and one backward pass; one generator forward serves both the
 critic and the generator update (SDV's CTGAN runs the generator twice and back-propagates
 through it three times per step); widths are padded to multiples of 8 for the matrix kernels;
-and no value leaves the device before the end of the epoch. The generator samples in eval mode (BatchNorm running statistics), so a row does not
-depend on the others in its batch.
+and no value leaves the device before the end of the epoch. The generator samples in eval mode
+(BatchNorm running statistics, folded into its linear layers), so a row does not depend on the
+others in its batch.
 
 Conditional sampling is exact: the requested category goes into the conditional vector and is
 also written into the decoded codes, so every row satisfies the condition without rejection.
