@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start the PostgreSQL server that the `@pytest.mark.postgres` tests use.
+# Start a long-lived PostgreSQL server for developers who prefer one to the throwaway cluster that
+# the test session starts by itself (export SYNTHPIPE_TEST_PG_URL to use it; .ci/run does not).
 #
 # Run as root on a fresh Debian machine (CI) or on a developer's box; running it again is harmless:
 # every step checks before it acts. It installs Debian's postgresql when missing, starts the

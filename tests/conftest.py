@@ -3,17 +3,48 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from services import find_chromium, throwaway_postgres
 
 torch.set_num_threads(1)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The README's bare `python -m pytest` must not write into the user's ~/.prefect: a private home
+# per session unless one is given (set before anything imports prefect, which reads it once).
+_OWN_PREFECT_HOME = None if "PREFECT_HOME" in os.environ else tempfile.mkdtemp(prefix="synthpipe-prefect-")
+if _OWN_PREFECT_HOME:
+    os.environ["PREFECT_HOME"] = _OWN_PREFECT_HOME
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PG_URL_VARIABLE = "SYNTHPIPE_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """The PostgreSQL server the `postgres` tests use: SYNTHPIPE_TEST_PG_URL when set, otherwise a
+    throwaway cluster started for this session (and exported, so subprocesses reach it too)."""
+    if os.environ.get(PG_URL_VARIABLE):
+        yield os.environ[PG_URL_VARIABLE]
+        return
+    with throwaway_postgres() as url:
+        os.environ[PG_URL_VARIABLE] = url
+        try:
+            yield url
+        finally:
+            os.environ.pop(PG_URL_VARIABLE, None)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium binary (installed with apt-get as root when missing; never skipped)."""
+    return find_chromium()
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +70,8 @@ def mixed_table() -> pd.DataFrame:
             "constant": "same",
         }
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _OWN_PREFECT_HOME:
+        shutil.rmtree(_OWN_PREFECT_HOME, ignore_errors=True)

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from synthpipe.flows.config import RunConfig
 from synthpipe.flows.sql import create_engine
 
-PG_URL = os.environ.get("SYNTHPIPE_TEST_PG_URL", "postgresql://synthpipe:synthpipe@127.0.0.1:5432/synthpipe_test")
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "acs12.csv"
 
 
@@ -29,10 +28,10 @@ def prefect_harness(tmp_path_factory):
 
 
 @pytest.fixture
-def pg_table(request):
+def pg_table(request, pg_url):
     """The shipped table loaded into a fresh PostgreSQL table; dropped afterwards."""
     name = f"people_{request.node.name[-20:].replace('[', '_').replace(']', '_')}".lower()
-    engine = create_engine(PG_URL)
+    engine = create_engine(pg_url)
     df = pd.read_csv(EXAMPLE)
     df.to_sql(name, engine, if_exists="replace", index=False)
     yield name, engine, df
@@ -49,11 +48,11 @@ def _run(config: dict) -> dict:
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_nightly_runs_reuse_then_retrain_after_drift(prefect_harness, pg_table, tmp_path):
+def test_nightly_runs_reuse_then_retrain_after_drift(prefect_harness, pg_table, pg_url, tmp_path):
     name, engine, df = pg_table
     out, registry = tmp_path / "out", tmp_path / "registry"
     config = {
-        "source": {"path": PG_URL, "table": name},
+        "source": {"path": pg_url, "table": name},
         "generator": "vae",
         "params": {"epochs": 2, "progress": False},
         "rows": 300,

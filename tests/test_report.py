@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -142,18 +141,13 @@ def test_configuration_errors_name_the_problem(acs12):
         run_validation(acs12, acs12.iloc[:0])
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (.ci/run installs it)")
-def test_report_renders_in_headless_chromium(validated, tmp_path):
+def test_report_renders_in_headless_chromium(validated, tmp_path, chromium):
     from PIL import Image
 
     out, _, report, _ = validated
     url = (out / "report.html").resolve().as_uri()
-    common = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "report.png"
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000", url],

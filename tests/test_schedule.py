@@ -94,7 +94,7 @@ def test_database_password_stays_out_of_deployment_parameters():
 @pytest.mark.slow
 @pytest.mark.prefect_server
 @pytest.mark.postgres
-def test_served_deployment_runs_on_a_real_prefect_server(tmp_path):
+def test_served_deployment_runs_on_a_real_prefect_server(tmp_path, pg_url):
     """The nightly job end to end: a cron deployment served against a real Prefect server reads a
     PostgreSQL table, trains and registers a model (run 1), reuses it on the same data (run 2),
     and retrains after the table's distribution changes (run 3); each run is versioned and
@@ -103,9 +103,6 @@ def test_served_deployment_runs_on_a_real_prefect_server(tmp_path):
 
     from synthpipe.flows.sql import create_engine
 
-    pg_url = os.environ.get(
-        "SYNTHPIPE_TEST_PG_URL", "postgresql://synthpipe:synthpipe@127.0.0.1:5432/synthpipe_test"
-    )
     table = f"nightly_{os.getpid()}"
     engine = create_engine(pg_url)
     people = pd.read_csv(EXAMPLES / "acs12.csv")

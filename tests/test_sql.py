@@ -1,9 +1,8 @@
-"""SQL sources: SQLite files and a real PostgreSQL server (started by .ci/start-postgres.sh)."""
+"""SQL sources: SQLite files and a real PostgreSQL server (the `pg_url` fixture)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import sqlite3
 import uuid
@@ -16,9 +15,6 @@ import sqlalchemy as sa
 from synthpipe.flows.sql import create_engine, is_sql_source, mask_url, read_sql, to_sqlalchemy_url
 from synthpipe.generators.errors import ConfigError, DataError
 
-PG_URL = os.environ.get(
-    "SYNTHPIPE_TEST_PG_URL", "postgresql://synthpipe:synthpipe@127.0.0.1:5432/synthpipe_test"
-)
 INJECTION = "students; DROP TABLE students"
 
 
@@ -154,9 +150,9 @@ def test_unreachable_server_retries_then_fails_without_password(caplog):
 
 
 @pytest.fixture
-def pg():
+def pg(pg_url):
     """An engine on the test server; every table a test makes is dropped afterwards."""
-    engine = create_engine(PG_URL)
+    engine = create_engine(pg_url)
     made: list[str] = []
     yield engine, made
     with engine.begin() as conn:
@@ -171,7 +167,7 @@ def _name(prefix: str) -> str:
 
 
 @pytest.mark.postgres
-def test_postgres_types_survive(pg):
+def test_postgres_types_survive(pg, pg_url):
     engine, made = pg
     name = _name("types")
     made.append(name)
@@ -192,7 +188,7 @@ def test_postgres_types_survive(pg):
                 "'row ' || g, md5(g::text)::uuid FROM generate_series(1, 100) g"
             )
         )
-    df = read_sql(PG_URL, table=name, chunksize=13)
+    df = read_sql(pg_url, table=name, chunksize=13)
     assert len(df) == 100
     assert df["id"].dtype == "int64" and df["id"].tolist() == list(range(1, 101))
     assert df["n"].dtype == "Int64" and df["n"].isna().sum() == 10 and df["n"].iloc[0] == 2
@@ -208,7 +204,7 @@ def test_postgres_types_survive(pg):
 
 
 @pytest.mark.postgres
-def test_postgres_query_streams_in_chunks(pg):
+def test_postgres_query_streams_in_chunks(pg, pg_url):
     engine, made = pg
     name = _name("big")
     made.append(name)
@@ -218,16 +214,16 @@ def test_postgres_query_streams_in_chunks(pg):
                 f"CREATE TABLE {name} AS SELECT g AS k, (g % 7)::text AS c FROM generate_series(1, 1000) g"
             )
         )
-    df = read_sql(PG_URL, query=f"SELECT k, c, k * 0.5 AS half FROM {name} ORDER BY k", chunksize=64)
+    df = read_sql(pg_url, query=f"SELECT k, c, k * 0.5 AS half FROM {name} ORDER BY k", chunksize=64)
     assert df["k"].tolist() == list(range(1, 1001)) and df["k"].dtype == "int64"
     assert df["half"].dtype == "float64" and df["half"].iloc[-1] == 500.0
     assert (
-        read_sql(PG_URL, table=name, chunksize=1000).sort_values("k", ignore_index=True)["c"].equals(df["c"])
+        read_sql(pg_url, table=name, chunksize=1000).sort_values("k", ignore_index=True)["c"].equals(df["c"])
     )
 
 
 @pytest.mark.postgres
-def test_postgres_table_name_is_an_identifier_not_sql(pg):
+def test_postgres_table_name_is_an_identifier_not_sql(pg, pg_url):
     engine, made = pg
     made.append("students")
     odd = 'odd "name"; DROP TABLE students'
@@ -242,29 +238,29 @@ def test_postgres_table_name_is_an_identifier_not_sql(pg):
         DataError,
         match="table 'students; DROP TABLE students' not found in postgresql://synthpipe:\\*\\*\\*@",
     ):
-        read_sql(PG_URL, table=INJECTION)
-    assert read_sql(PG_URL, table="students")["name"].tolist() == ["ada", "bo"]
+        read_sql(pg_url, table=INJECTION)
+    assert read_sql(pg_url, table="students")["name"].tolist() == ["ada", "bo"]
     # A real table whose name contains quotes and SQL is read as that one table, nothing else happens.
-    assert read_sql(PG_URL, table=odd)["v"].tolist() == [7]
-    assert read_sql(PG_URL, table="students")["id"].tolist() == [1, 2]
+    assert read_sql(pg_url, table=odd)["v"].tolist() == [7]
+    assert read_sql(pg_url, table="students")["id"].tolist() == [1, 2]
 
 
 @pytest.mark.postgres
-def test_postgres_schema_name(pg):
+def test_postgres_schema_name(pg, pg_url):
     engine, made = pg
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS sp_test_schema"))
         conn.execute(sa.text("CREATE TABLE sp_test_schema.items (v numeric)"))
         conn.execute(sa.text("INSERT INTO sp_test_schema.items VALUES (1.5), (NULL)"))
-    df = read_sql(PG_URL, table="items", schema_name="sp_test_schema")
+    df = read_sql(pg_url, table="items", schema_name="sp_test_schema")
     assert df["v"].dtype == "float64" and df["v"].iloc[0] == 1.5 and pd.isna(df["v"].iloc[1])
     with pytest.raises(DataError, match="table 'items' not found in"):
-        read_sql(PG_URL, table="items")
+        read_sql(pg_url, table="items")
 
 
 @pytest.mark.postgres
-def test_postgres_wrong_password_fails_fast_and_masked(caplog):
-    url = sa.engine.make_url(PG_URL).set(password="Wr0ngPassw0rd").render_as_string(hide_password=False)
+def test_postgres_wrong_password_fails_fast_and_masked(caplog, pg_url):
+    url = sa.engine.make_url(pg_url).set(password="Wr0ngPassw0rd").render_as_string(hide_password=False)
     with caplog.at_level(logging.DEBUG):
         with pytest.raises(DataError, match="password authentication failed") as info:
             read_sql(url, table="students", retries=3, backoff_s=5)  # permanent: no retries, no sleeping
