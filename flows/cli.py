@@ -5,18 +5,32 @@ Heavy libraries (torch, prefect, sdmetrics) are imported only inside the subcomm
 the Prefect engine starts.
 
 Exit codes: 0 done and every gate passed; 1 error (message on stderr, no traceback unless
---debug); 2 usage error; 3 output written but a quality gate failed.
+--debug); 2 usage error; 3 output written but a quality gate failed; 130 interrupted (Ctrl-C,
+SIGINT); 143 terminated (SIGTERM). An interrupted run unwinds like a failed one: its staging
+directory is removed and the previous output is left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every `finally` and staging clean-up runs (Python's
+    default SIGTERM action kills the process on the spot, leaving staging directories behind)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from synthpipe.generators.errors import SynthpipeError
 
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return {"run": _run, "sample": _sample, "validate": _validate, "serve": _serve}[args.command](args)
     except SynthpipeError as exc:
@@ -94,12 +109,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"synthpipe: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("synthpipe: interrupted", file=sys.stderr)
-        return EXIT_ERROR
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        what = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
+        print(f"synthpipe: {what}; no output was written, the previous output is unchanged", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as exc:  # an unexpected failure: one clear line, the traceback with --debug
         if args.debug:
             raise
+        if _disk_full(exc):
+            where = getattr(args, "out_path", None) or Path(getattr(args, "out", None) or ".").resolve()
+            print(f"synthpipe: error: no space left on {Path(where).parent} (writing {where}); "
+                  "nothing was written, the previous output is unchanged", file=sys.stderr)
+            return EXIT_ERROR
         print(f"synthpipe: error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
 
@@ -133,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.table or args.query:
         cfg.source.table, cfg.source.query = args.table, args.query
+    args.out_path = cfg.out_path  # for the "no space left" message
     check_source(cfg.source)  # before the Prefect engine starts
     check_generator(cfg)
 
@@ -142,8 +166,10 @@ def _run(args: argparse.Namespace) -> int:
     # Prefect's usage telemetry races the first migration of a fresh database ("database is
     # locked" tracebacks in the log) and phones home; a data pipeline needs neither.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from synthpipe.flows.logs import quiet_console
     from synthpipe.flows.pipeline import synthpipe_run
 
+    quiet_console(debug=args.debug)  # the error is printed once, below; tracebacks with --debug
     report = synthpipe_run(cfg.model_dump(by_alias=True))
     _print_verdict(report, cfg.out_path)
     return EXIT_OK if report["passed"] else EXIT_GATE
@@ -213,6 +239,17 @@ def _validate(args: argparse.Namespace) -> int:
         report = write_report(stage, checks, run_info, None)
     _print_verdict(report, out)
     return EXIT_OK if report["passed"] else EXIT_GATE
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain (pyarrow, torch and GX wrap it in their own errors)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _print_verdict(report: dict[str, Any], out: Path) -> None:

@@ -23,10 +23,14 @@ import synthpipe
 from synthpipe.flows.conditions import coerce_conditions
 from synthpipe.flows.config import RunConfig
 from synthpipe.flows.io import atomic_directory, read_table, write_parquet
+from synthpipe.flows.logs import one_line_user_errors
+from synthpipe.flows.stages import reached
 from synthpipe.generators import get_generator_class
 from synthpipe.generators.base import BaseGenerator, derive_seed
 from synthpipe.generators.errors import SynthpipeError
 from synthpipe.generators.schema import TableSchema, infer_schema
+
+one_line_user_errors()  # a SynthpipeError in a task is one line in the run's logs, no traceback
 
 # Rows kept in memory from the emitted table for validation; validators subsample anyway.
 VALIDATION_ROWS = 50_000
@@ -46,6 +50,7 @@ def _retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unless_user_error, cache_policy=NO_CACHE)
 def ingest(cfg: RunConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    reached("ingest")
     src = cfg.source
     df, provenance = read_table(
         src.path, format=src.format, delimiter=src.delimiter, encoding=src.encoding, table=src.table, query=src.query
@@ -91,6 +96,8 @@ def sample_chunks(
     """
     kept = 0
     for i, start in enumerate(range(0, rows, chunk_rows)):
+        if i == 1:
+            reached("write")  # the writer has the first chunk in a part file, the rest to come
         size = min(chunk_rows, rows - start)
         cond = conditions.iloc[start : start + size] if isinstance(conditions, pd.DataFrame) else conditions
         chunk = model.sample(size, conditions=cond if cond is not None and len(cond) else None,
@@ -113,6 +120,7 @@ def sample_and_write(
     """Write the synthetic dataset (one per split with `split`); return a summary and a preview."""
     from synthpipe.flows.exports import split_sizes
 
+    reached("sample")
     parts = split_sizes(rows, cfg.split) if cfg.split else {None: rows}
     keep: list[pd.DataFrame] = []
     written: dict[str, Any] = {"rows": 0, "files": 0, "bytes": 0, "splits": {}}
@@ -164,6 +172,7 @@ def validate(
 ) -> list:
     from synthpipe.validators import run_validation
 
+    reached("validate")
     checks_cfg = {"out_dir": str(out_dir), **cfg.checks}  # GX Data Docs go next to the report
     if cfg.expectations:
         checks_cfg.setdefault("expectations_suite", cfg.expectations)

@@ -150,3 +150,53 @@ def test_the_installed_command_runs_end_to_end(tmp_path):
     )
     assert result.returncode in (0, 3), result.stderr[-3000:]
     assert (out / "report.json").is_file() and len(pd.read_parquet(out / "synthetic")) == 300
+
+
+def test_a_user_error_inside_a_task_is_one_line_and_debug_brings_the_traceback(tmp_path):
+    """A one-row table fails inside the training task: Prefect must not print the task's
+    traceback above the message, and the message appears once; --debug shows the traceback."""
+    source = tmp_path / "one-row.csv"
+    source.write_text("a,b\n1,x\n")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "ph"), "PREFECT_LOGGING_LEVEL": "INFO"}
+    message = "cannot train on a table with 1 row(s)"
+
+    def run(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["synthpipe", *flags, "run", "--source", str(source), "--out", str(tmp_path / "out"), *FAST],
+            capture_output=True, text=True, env=env, timeout=600,
+        )
+
+    quiet = run()
+    assert quiet.returncode == 1
+    assert quiet.stderr.count(message) == 1 and "Traceback" not in quiet.stderr, quiet.stderr[-3000:]
+    assert f"synthpipe: error: {message}" in quiet.stderr
+    loud = run("--debug")
+    assert loud.returncode == 1 and "Traceback (most recent call last)" in loud.stderr
+    assert "DataError: " + message in loud.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_user_error_records_lose_their_traceback_in_the_run_logs():
+    """What Prefect sends to the run's logs (the UI, a served deployment): one line for a
+    SynthpipeError, the traceback kept for anything unexpected."""
+    import logging
+
+    from synthpipe.flows.logs import one_line_user_errors
+    from synthpipe.generators.errors import DataError
+
+    one_line_user_errors()
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logger = logging.getLogger("prefect.task_runs")
+    logger.addHandler(handler)
+    try:
+        for error in (DataError("column 'x' is empty"), RuntimeError("boom")):
+            try:
+                raise error
+            except Exception:
+                logger.error("Task run failed with exception: %r", error, exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    assert seen[0].exc_info is None and "column 'x' is empty" in seen[0].getMessage()
+    assert seen[1].exc_info is not None
