@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import errno
 import glob as globlib
 import hashlib
 import io
@@ -893,40 +894,102 @@ def atomic_directory(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary sibling of `final`; on success it replaces `final` whole.
 
     On any exception (KeyboardInterrupt included) the temporary directory is removed and an
-    existing `final` is left exactly as it was. The swap renames `final` to a sibling backup,
-    renames the new directory into place and only then deletes the backup, so at no moment is
-    there a half-written `final`.
+    existing `final` is left exactly as it was. The swap exchanges the two directories in one
+    atomic rename (Linux RENAME_EXCHANGE), so at no moment is `final` missing or half-written,
+    even under SIGKILL. The staging directory is flocked while in use; one whose holder died
+    (SIGKILL, power cut) is removed by the next call, so no manual clean-up is ever needed.
     """
     final = Path(final)
     if final.exists() and not final.is_dir():
         raise ConfigError(f"output path {final} exists and is not a directory")
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _fresh_sibling(final, "tmp")
+    _recover_stale_siblings(final)
+    temporary, held = _fresh_sibling(final, "tmp")
     try:
         yield temporary
         _swap_into_place(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
 
 
-def _fresh_sibling(final: Path, tag: str) -> Path:
-    """Create `.{name}.{tag}-<random>` next to `final` (mkdir, not mkdtemp: normal permissions)."""
+def _fresh_sibling(final: Path, tag: str) -> tuple[Path, int]:
+    """Create `.{name}.{tag}-<random>` next to `final` (mkdir, not mkdtemp: normal permissions)
+    and hold an flock on it (the kernel drops it when this process dies, however it dies)."""
+    import fcntl
+
     while True:
         candidate = final.parent / f".{final.name}.{tag}-{secrets.token_hex(4)}"
         try:
             candidate.mkdir()
-            return candidate
         except FileExistsError:
             continue
+        fd = os.open(candidate, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # a concurrent recovery may have taken it between mkdir and flock: draw again
+            if os.stat(candidate).st_ino == os.fstat(fd).st_ino:
+                return candidate, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _recover_stale_siblings(final: Path) -> None:
+    """Remove staging directories of dead runs; put back an output a dead swap left aside."""
+    import fcntl
+
+    for stale in final.parent.glob(f".{globlib.escape(final.name)}.tmp-*"):
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer is alive
+        except OSError:
+            os.close(fd)
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+        os.close(fd)
+    for backup in sorted(final.parent.glob(f".{globlib.escape(final.name)}.old-*")):  # the two-rename fallback
+        if not final.exists() and not final.is_symlink():
+            os.rename(backup, final)
+        elif backup.is_symlink():
+            backup.unlink()
+        else:
+            shutil.rmtree(backup, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _swap_into_place(temporary: Path, final: Path) -> None:
+    from synthpipe.flows.stages import reached
+
+    reached("swap")
     if not final.exists():
         os.replace(temporary, final)
         return
     if not final.is_dir():
         raise ConfigError(f"output path {final} exists and is not a directory")
+    if not final.is_symlink() and _exchange(temporary, final):
+        shutil.rmtree(temporary, ignore_errors=True)  # now the previous output
+        return
     backup = final.parent / f".{final.name}.old-{secrets.token_hex(4)}"
     os.rename(final, backup)
     try:
