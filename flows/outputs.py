@@ -5,6 +5,7 @@ Layout under an output root `DIR`:
     DIR/.lock                 held (flock) by the run writing into DIR; concurrent runs wait or fail
     DIR/runs/<run-id>/        one folder per run; run-id = UTC time (sortable) + a short random suffix
     DIR/runs/<run-id>/FAILED  written when that run failed (its error message)
+    DIR/runs/<run-id>/.running  while that run is in progress; a dead run's is turned into FAILED
     DIR/latest -> runs/<id>   a relative symlink to the last *successful* run
 
 Why: readers (a training job, a dashboard) follow `DIR/latest` and must never see a half-written
@@ -33,6 +34,7 @@ RUNS = "runs"
 LATEST = "latest"
 LOCK = ".lock"
 FAILED = "FAILED"
+RUNNING = ".running"  # inside a run folder while its run is in progress
 
 
 class OutputBusyError(SynthpipeError):
@@ -110,6 +112,16 @@ def mark_failed(run_dir: str | os.PathLike, error: BaseException | str) -> None:
     """Record why a run failed inside its own folder (it is never promoted)."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     Path(run_dir, FAILED).write_text(text + "\n")
+
+
+def mark_dead_runs(out_root: str | os.PathLike) -> list[Path]:
+    """Mark FAILED the runs whose process died mid-run (SIGKILL, power cut): they still hold
+    `.running`. Call with the output lock held, so that no live run is among them."""
+    dead = [run for run in list_runs(out_root) if (run / RUNNING).exists()]
+    for run_dir in dead:
+        mark_failed(run_dir, "the run ended without finishing (killed or crashed); it was never promoted")
+        (run_dir / RUNNING).unlink(missing_ok=True)
+    return dead
 
 
 def prune(out_root: str | os.PathLike, keep: int) -> list[Path]:
@@ -205,12 +217,17 @@ def versioned_run(
     """Lock `out_root`, make a new run folder and yield it; on success promote it to `latest` and
     prune to `keep` runs; on failure write `FAILED` into it and leave `latest` where it was."""
     with output_lock(out_root, timeout_s=lock_timeout_s):
+        mark_dead_runs(out_root)
         run_dir = new_run(out_root)
+        running = run_dir / RUNNING
+        running.write_text(f"{os.getpid()}\n")
         try:
             yield run_dir
         except BaseException as exc:
             mark_failed(run_dir, exc)
+            running.unlink(missing_ok=True)
             raise
+        running.unlink()
         promote(out_root, run_dir)
         if keep is not None:
             prune(out_root, keep)

@@ -247,3 +247,30 @@ def test_full_disk_fails_clearly_and_keeps_the_previous_output(good, table, env,
         assert _tree(out) == before and _leftovers(out) == []
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_sigkill_in_a_versioned_run_leaves_latest_on_the_last_good_run(table, env, tmp_path):
+    """Versioned outputs (`runs/<id>/`, `latest`): a run killed mid-way is never promoted, and the
+    next run marks it FAILED (it still held `.running`) before making its own."""
+    out = tmp_path / "out"
+    config = _config(tmp_path, table, out)
+    config.write_text(config.read_text() + "versioned: true\n")
+    code, _, err = _run(config, env)
+    assert code in (0, 3), err[-4000:]
+    good_run = (out / "latest").resolve()
+    before = _tree(good_run)
+
+    marker = tmp_path / "paused"
+    proc = _start(config, env, pause="validate", marker=marker)
+    _wait_for_marker(proc, marker, "validate")
+    os.kill(proc.pid, signal.SIGKILL)
+    _finish(proc)
+    assert (out / "latest").resolve() == good_run and _tree(good_run) == before
+
+    code, _, err = _run(config, env)
+    assert code in (0, 3), err[-4000:]
+    runs = sorted(p for p in (out / "runs").iterdir())
+    assert len(runs) == 3 and (out / "latest").resolve() == runs[-1] != good_run
+    assert "without finishing" in (runs[1] / "FAILED").read_text()
+    assert not any((run / ".running").exists() for run in runs)
+    assert _tree(good_run) == before
