@@ -20,74 +20,25 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from synthpipe.flows.io.secrets import mask_url, reason
+from synthpipe.flows.io.sources import check_sqlite_exists, is_sql_source, to_sqlalchemy_url
 from synthpipe.generators.errors import ConfigError, DataError
+
+__all__ = ["create_engine", "is_sql_source", "mask_url", "read_sql", "to_sqlalchemy_url"]
 
 log = logging.getLogger(__name__)
 
-SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-# Query-string parameters that some drivers accept as credentials; masked like the password.
-_SECRET_QUERY_KEYS = {"password", "passwd", "pwd", "sslpassword", "secret", "token", "access_token"}
 # Driver messages that mean "retrying will not help" (bad credentials, missing database, bad URL).
 _PERMANENT = re.compile(
     r"authentication failed|password|does not exist|no such|unknown database|access denied|"
     r"invalid dsn|role .* is not permitted",
     re.IGNORECASE,
 )
-
-
-def is_sql_source(source: str) -> bool:
-    """True for a database URL (`dialect[+driver]://...`) or a bare SQLite file path.
-
-    `flows/io.py` uses this to send a source to `read_sql` instead of the file readers.
-    """
-    text = str(source)
-    if text.lower().endswith(SQLITE_SUFFIXES):
-        return True
-    scheme = text.split("://", 1)[0] if "://" in text else ""
-    base = scheme.split("+", 1)[0].lower()
-    return base in {"postgresql", "postgres", "sqlite", "mysql", "mariadb", "mssql", "oracle", "duckdb"}
-
-
-def to_sqlalchemy_url(source: str) -> str:
-    """A SQLAlchemy URL for `source`: URLs pass through, a bare `.db/.sqlite/.sqlite3` path becomes
-    `sqlite:///<absolute path>`, and the common `postgres://` spelling becomes `postgresql://`."""
-    text = str(source)
-    if "://" not in text:
-        if text.lower().endswith(SQLITE_SUFFIXES):
-            return f"sqlite:///{Path(text).expanduser().resolve()}"
-        raise ConfigError(
-            f"{text!r} is not a database URL; use dialect://user@host/db (e.g. postgresql://...) "
-            f"or a SQLite file ending in {', '.join(SQLITE_SUFFIXES)}"
-        )
-    if text.startswith("postgres://"):
-        text = "postgresql://" + text[len("postgres://") :]
-    return text
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password (and any password-like query parameter) replaced by `***`.
-
-    Safe on anything: a string SQLAlchemy cannot parse is masked with a regex instead.
-    """
-    text = str(url)
-    try:
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(to_sqlalchemy_url(text) if "://" in text else text)
-        if parsed.query:
-            masked = {k: ("***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parsed.query.items()}
-            parsed = parsed.set(query=masked)
-        return parsed.render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy knows: fall back to masking user:password@
-        masked = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
-        keys = "|".join(sorted(_SECRET_QUERY_KEYS))
-        return re.sub(rf"((?:{keys})=)[^&\s]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
 def read_sql(
@@ -138,7 +89,7 @@ def read_sql(
                 columns = list(result.keys())
                 chunks = [list(zip(*rows)) for rows in result.partitions()]
             except sa.exc.DBAPIError as exc:
-                raise DataError(f"{what} failed on {shown}: {_reason(exc, secret)}") from None
+                raise DataError(f"{what} failed on {shown}: {reason(exc, [secret])}") from None
     finally:
         engine.dispose()
     frame = _assemble(columns, chunks, type_hints)
@@ -166,9 +117,8 @@ def _parse_url(url: str, must_exist: bool = True) -> Any:
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file:"):
             raise ConfigError(f"{mask_url(text)}: an in-memory SQLite database holds no table to read")
-        if must_exist and not Path(database).is_file():
-            # SQLite would silently create an empty file; a missing source is an error instead.
-            raise DataError(f"SQLite database {database} does not exist")
+        if must_exist:
+            check_sqlite_exists(database)
     return parsed
 
 
@@ -223,31 +173,22 @@ def _connect(engine: Any, shown: str, secret: str | None, retries: int, backoff_
         try:
             return engine.connect()
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            reason = _reason(exc, secret)
-            permanent = bool(_PERMANENT.search(reason))
+            why = reason(exc, [secret])
+            permanent = bool(_PERMANENT.search(why))
             if permanent or attempt == attempts - 1:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise DataError(f"cannot reach database at {shown}{tries}: {reason}") from None
+                raise DataError(f"cannot reach database at {shown}{tries}: {why}") from None
             delay = backoff_s * 2**attempt
             log.warning(
                 "cannot reach database at %s (%s); retry %d/%d in %.1fs",
                 shown,
-                reason,
+                why,
                 attempt + 1,
                 retries,
                 delay,
             )
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _reason(exc: BaseException, secret: str | None) -> str:
-    """The driver's own message, first line, without the password (drivers rarely echo it; be sure)."""
-    orig = getattr(exc, "orig", None) or exc
-    text = " ".join(" ".join(str(orig).strip().split("\n")[0:2]).split()) or exc.__class__.__name__
-    if secret:
-        text = text.replace(secret, "***")
-    return text
 
 
 def _reflect_table(conn: Any, table: str, schema_name: str | None, shown: str) -> Any:
@@ -268,7 +209,7 @@ def _reflect_table(conn: Any, table: str, schema_name: str | None, shown: str) -
         raise DataError(f"table {table!r} not found{where} in {shown}{listing}") from None
     except sa.exc.DBAPIError as exc:
         raise DataError(
-            f"cannot read the definition of table {table!r} in {shown}: {_reason(exc, None)}"
+            f"cannot read the definition of table {table!r} in {shown}: {reason(exc)}"
         ) from None
 
 
