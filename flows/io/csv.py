@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,6 @@ def read_head(path: Path, n: int = _HEAD_BYTES) -> bytes:
         raise DataError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
-
 @dataclass
 class _Scan:
     """One pass over a text file: its hash and what the encoding sniffer needs."""
@@ -71,14 +71,17 @@ class _Scan:
     has_cp1252_undefined: bool
 
 
-def _scan_file(path: Path, encoding: str) -> _Scan:
+def _scan_file(path: Path, encoding: str, limit: int | None = None) -> _Scan:
+    """Hash and check the bytes of `path` (only its first `limit` bytes, if given)."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder(encoding)()
     error = None
     has_c1 = has_undefined = False
     lines = 1
+    left = limit
     with open(path, "rb") as handle:
-        while chunk := handle.read(_BLOCK_BYTES):
+        while (left is None or left > 0) and (chunk := handle.read(_BLOCK_BYTES if left is None else min(left, _BLOCK_BYTES))):
+            left = None if left is None else left - len(chunk)
             digest.update(chunk)
             if error is None:
                 try:
@@ -91,7 +94,7 @@ def _scan_file(path: Path, encoding: str) -> _Scan:
             has_c1 = has_c1 or _C1_BYTES.search(chunk) is not None
             has_undefined = has_undefined or _CP1252_UNDEFINED.search(chunk) is not None
             lines += chunk.count(b"\n")
-    if error is None:
+    if error is None and limit is None:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
@@ -213,20 +216,22 @@ def _sniff_delimiter(text: str) -> str:
     return best[1] if best else ","
 
 
-def read_csv_files(
-    files: list[Path], delimiter: str | None, encoding: str | None, label: str
-) -> tuple[pa.Table, dict[str, Any], list[str]]:
-    tables, hashes, options = [], [], []
-    for f in files:
-        table, opts, digest = _read_csv_file(f, delimiter, encoding)
-        tables.append(table)
-        hashes.append(digest)
-        options.append(opts)
-    merged = {k: v if len({o[k] for o in options}) == 1 else [o[k] for o in options] for k, v in options[0].items()}
-    return _concat_tables(tables, files, label), merged, hashes
+@dataclass(frozen=True)
+class CsvFile:
+    """One CSV file, sniffed: how to read it and the sha256 of its bytes (None: head only)."""
+
+    path: Path
+    delimiter: str
+    encoding: str
+    sha256: str | None
+    header: tuple[str, ...]
 
 
-def _read_csv_file(path: Path, delimiter: str | None, encoding: str | None) -> tuple[pa.Table, dict[str, Any], str]:
+def sniff_csv(path: Path, delimiter: str | None, encoding: str | None, whole: bool = True) -> CsvFile:
+    """Encoding (from every byte when `whole`, else from the head), delimiter (from the head).
+
+    The whole-file pass also hashes the bytes; `whole=False` is the cheap look of pre-flight.
+    """
     name = str(path)
     size = path.stat().st_size
     if size == 0:
@@ -236,7 +241,7 @@ def _read_csv_file(path: Path, delimiter: str | None, encoding: str | None) -> t
     wide = (encoding is not None and _is_wide(encoding)) or bom in ("utf-16", "utf-32")
     if not wide:
         _reject_binary(head, name)
-    scan = _scan_file(path, encoding or bom or "utf-8")
+    scan = _scan_file(path, encoding or bom or "utf-8", limit=None if whole else len(head))
     if encoding is not None:
         if scan.decode_error:
             raise DataError(
@@ -254,49 +259,243 @@ def _read_csv_file(path: Path, delimiter: str | None, encoding: str | None) -> t
         raise DataError(f"{name} holds no table: it has only blank lines")
     _reject_non_tabular_text(text, name)
     delimiter = delimiter or _sniff_delimiter(text)
-    table = _arrow_read_csv(path, delimiter, encoding)
-    table = _name_unnamed_columns(table)
-    check_unique_names(table.schema.names, name)
-    if table.num_rows == 0:
-        raise DataError(f"{name} has a header but no data rows")
-    table = _exact_big_unsigned(table, path, delimiter, encoding)
-    table, decimal_comma = _decimal_comma_numbers(table, delimiter)
-    options = {"delimiter": delimiter, "encoding": encoding, "decimal": "," if decimal_comma else "."}
-    return table, options, scan.sha256
+    header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    return CsvFile(path, delimiter, encoding, scan.sha256 if whole else None, tuple(header))
 
 
-def _csv_options(delimiter: str, encoding: str, newlines: bool, column_types: dict | None = None):
+class RestartScan(Exception):  # noqa: N818 - a signal, not an error
+    """The reader learnt a better type for a column: the scan must start again from row 0."""
+
+
+# pyarrow's own inference order; a column that fails its type moves to the first later one that
+# parses the offending value (and, on the next pass, every other value, or moves on again).
+_LADDER = (pa.int64(), pa.bool_(), pa.date32(), pa.timestamp("s"), pa.timestamp("ns"), pa.float64(), pa.string())
+_CONVERSION = re.compile(r"column #(\d+).*?conversion error to ([^:]+): invalid value '(.*)'", re.DOTALL)
+# A number written with a decimal comma (and optional dot thousands separators): "12,5", "1.234,5".
+_DECIMAL_COMMA = r"^[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?$"
+BLOCK_BYTES = 4 << 20
+
+
+class CsvBatches:
+    """Record batches of one or more sniffed CSV files, with one set of column types.
+
+    Why passes: pyarrow's streaming reader infers types from the first block, where its
+    whole-file reader looks at every value. To give the same types, `batches()` keeps a plan
+    (column types, quoted newlines, decimal-comma columns, exact uint64 columns) and raises
+    RestartScan when a later block shows that the plan was wrong; the caller starts a fresh pass
+    and the new plan holds. A typical file takes one pass; each correction costs one more.
+    """
+
+    def __init__(self, files: list[CsvFile], label: str, block_bytes: int = BLOCK_BYTES):
+        self.files = files
+        self.label = label
+        self.block_bytes = block_bytes  # rows per batch follow from it; types are inferred from the first block
+        self.names: list[str] | None = None
+        self.types: dict[str, pa.DataType] = {}
+        self.newlines = False
+        self.decimal_comma: set[str] = set()
+        self._not_decimal: set[str] = set()
+        self._tried_uint64: set[str] = set()
+
+    @property
+    def options(self) -> dict[str, Any]:
+        per_file = [
+            {"delimiter": f.delimiter, "encoding": f.encoding, "decimal": "," if self.decimal_comma else "."}
+            for f in self.files
+        ]
+        return {k: v if len({o[k] for o in per_file}) == 1 else [o[k] for o in per_file] for k, v in per_file[0].items()}
+
+    def batches(self, max_batches: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Every row once, as batches in file order; raises RestartScan when the plan changed."""
+        candidates: dict[str, list[bool]] = {}  # decimal-comma evidence: [all match, any comma]
+        big_integers: set[str] = set()
+        produced = 0
+        for file in self.files:
+            rows = 0
+            for batch in self._file_batches(file):
+                batch = self._conform(batch, file)
+                self._observe(batch, file.delimiter, candidates, big_integers)
+                rows += batch.num_rows
+                produced += 1
+                yield batch
+                if max_batches is not None and produced >= max_batches:
+                    return
+            if rows == 0:
+                raise DataError(f"{file.path} has a header but no data rows")
+        changed = False
+        for name in big_integers - self._tried_uint64:
+            self._tried_uint64.add(name)
+            self.types[name] = pa.uint64()
+            changed = True
+        for name, (all_match, any_comma) in candidates.items():
+            if all_match and any_comma and name not in self.decimal_comma:
+                self.decimal_comma.add(name)
+                changed = True
+        if changed:
+            raise RestartScan()
+
+    def _file_batches(self, file: CsvFile) -> Iterator[pa.RecordBatch]:
+        try:
+            reader = pacsv.open_csv(file.path, **self._arrow_options(file))
+            if not self.types:
+                self.types = {f.name: f.type for f in reader.schema}
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                yield batch
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{file.path} cannot be read as {file.encoding}: {exc.reason}") from None
+        except MemoryError:  # pa.ArrowMemoryError too: the machine, not the file, is at fault
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            self._diagnose(exc, file)
+
+    def _arrow_options(self, file: CsvFile) -> dict[str, Any]:
+        types = {n: t for n, t in self.types.items() if n in file.header}
+        return _csv_options(file.delimiter, file.encoding, self.newlines, types, self.block_bytes)
+
+    def _diagnose(self, exc: BaseException, file: CsvFile) -> None:
+        """Turn a reader error into a better plan (RestartScan) or a DataError naming the line."""
+        message = str(exc)
+        conversion = _CONVERSION.search(message)
+        if conversion is not None and int(conversion.group(1)) < len(file.header):
+            name = file.header[int(conversion.group(1))]
+            wider = _wider_type(self.types.get(name), conversion.group(3))
+            if wider is not None:
+                self.types[name] = wider
+                raise RestartScan() from None
+        if "Empty CSV file" in message:
+            raise DataError(f"{file.path} holds no table: it has no header line") from None
+        if not self.newlines:
+            self.newlines = True  # quoted newlines confuse the fast block splitter: allow them
+            raise RestartScan() from None
+        ragged = _find_ragged_line(file.path, file.delimiter, file.encoding)
+        if ragged is not None:
+            line, got, expected = ragged
+            raise DataError(
+                f"{file.path}: line {line} has {got} fields but the header has {expected} "
+                f"(delimiter {file.delimiter!r}); fix that row or quote values that contain the delimiter"
+            ) from None
+        raise DataError(f"{file.path} is not a readable CSV table: {reason(exc)}") from None
+
+    def _conform(self, batch: pa.RecordBatch, file: CsvFile) -> pa.RecordBatch:
+        names = batch.schema.names
+        if not all(n.strip() for n in names):  # a blank header cell (a saved pandas/R index)
+            names = [n if n.strip() else f"Unnamed: {i}" for i, n in enumerate(names)]
+            batch = pa.RecordBatch.from_arrays(batch.columns, names=names)
+        if self.names is None:
+            check_unique_names(names, str(file.path))
+            self.names = list(names)
+        elif names != self.names:
+            if set(names) != set(self.names):
+                raise DataError(
+                    f"{file.path} has columns {names} but {self.files[0].path} has {self.names}; "
+                    f"every file matched by {self.label} must have the same columns"
+                )
+            batch = batch.select(self.names)
+        for name in self.decimal_comma:
+            batch = self._decimal(batch, name)
+        return batch
+
+    def _decimal(self, batch: pa.RecordBatch, name: str) -> pa.RecordBatch:
+        i = batch.schema.get_field_index(name)
+        column = batch.column(i)
+        if not pa.types.is_string(column.type):
+            return batch
+        values = pc.drop_null(column)
+        if len(values) and not pc.all(pc.match_substring_regex(values, _DECIMAL_COMMA)).as_py():
+            self.decimal_comma.discard(name)
+            self._not_decimal.add(name)
+            raise RestartScan()
+        text = pc.replace_substring(pc.replace_substring(column, ".", ""), ",", ".")
+        return batch.set_column(i, name, pc.cast(text, pa.float64()))
+
+    def _observe(
+        self, batch: pa.RecordBatch, delimiter: str, candidates: dict[str, list[bool]], big: set[str]
+    ) -> None:
+        """Evidence for the next plan: exact integers beyond int64, numbers with decimal commas."""
+        for f, column in zip(batch.schema, batch.columns):
+            if pa.types.is_floating(f.type) and f.name not in self._tried_uint64 and f.name not in big:
+                finite = pc.filter(column, pc.is_finite(column))
+                if len(finite) and pc.max(pc.abs(finite)).as_py() >= 2.0**63:
+                    if pc.all(pc.equal(finite, pc.floor(finite))).as_py():
+                        big.add(f.name)
+            elif (
+                delimiter != ","
+                and pa.types.is_string(f.type)
+                and f.name not in self._not_decimal
+                and f.name not in self.decimal_comma
+            ):
+                state = candidates.setdefault(f.name, [True, False])
+                values = pc.drop_null(column)
+                if state[0] and len(values):
+                    state[0] = bool(pc.all(pc.match_substring_regex(values, _DECIMAL_COMMA)).as_py())
+                    state[1] = state[1] or bool(pc.any(pc.match_substring(values, ",")).as_py())
+
+
+def _wider_type(current: pa.DataType | None, value: str) -> pa.DataType | None:
+    """The first type after `current` in pyarrow's inference order that parses `value`."""
+    rank = _rank(current)
+    for candidate in _LADDER[rank + 1 :]:
+        try:
+            pc.cast(pa.array([value]), candidate)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return candidate
+    return None
+
+
+def _rank(type_: pa.DataType | None) -> int:
+    if type_ is None or pa.types.is_null(type_):
+        return -1
+    if pa.types.is_integer(type_):
+        return 0
+    if pa.types.is_boolean(type_):
+        return 1
+    if pa.types.is_date(type_) or pa.types.is_time(type_):
+        return 2
+    if pa.types.is_timestamp(type_):
+        return 3 if type_.unit == "s" else 4
+    if pa.types.is_floating(type_):
+        return 5
+    return len(_LADDER) - 1
+
+
+def scan_passes(source: Any, consume: Any, max_passes: int = 32) -> Any:
+    """Run `consume(source.batches())` until a pass completes without RestartScan; its result."""
+    for _ in range(max_passes):
+        try:
+            return consume(source.batches())
+        except RestartScan:
+            continue
+    raise DataError(f"{source.label}: column types kept changing over {max_passes} passes; pass a schema")
+
+
+def read_csv_files(
+    files: list[Path], delimiter: str | None, encoding: str | None, label: str
+) -> tuple[pa.Table, dict[str, Any], list[str]]:
+    """The whole of one or more CSV files as one Arrow table (the same reader the scan uses)."""
+    sniffed = [sniff_csv(f, delimiter, encoding) for f in files]
+    source = CsvBatches(sniffed, label)
+    batches = scan_passes(source, list)
+    table = pa.Table.from_batches(batches) if batches else None
+    assert table is not None  # every file has rows, or batches() raised
+    return table, source.options, [f.sha256 for f in sniffed]
+
+
+def _csv_options(
+    delimiter: str, encoding: str, newlines: bool, column_types: dict | None = None, block_bytes: int = BLOCK_BYTES
+) -> dict[str, Any]:
     arrow_encoding = "utf8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
     return dict(
-        read_options=pacsv.ReadOptions(encoding=arrow_encoding),
+        read_options=pacsv.ReadOptions(encoding=arrow_encoding, block_size=block_bytes),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines),
         convert_options=pacsv.ConvertOptions(
             null_values=NULL_VALUES, strings_can_be_null=True, column_types=column_types or {}
         ),
     )
-
-
-def _arrow_read_csv(path: Path, delimiter: str, encoding: str) -> pa.Table:
-    try:
-        return pacsv.read_csv(path, **_csv_options(delimiter, encoding, newlines=False))
-    except (pa.ArrowException, OSError, UnicodeDecodeError):
-        pass  # quoted newlines confuse the fast block splitter: retry allowing them, then diagnose
-    try:
-        return pacsv.read_csv(path, **_csv_options(delimiter, encoding, newlines=True))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} cannot be read as {encoding}: {exc.reason}") from None
-    except (pa.ArrowException, OSError) as exc:
-        message = str(exc)
-        if "Empty CSV file" in message:
-            raise DataError(f"{path} holds no table: it has no header line") from None
-        ragged = _find_ragged_line(path, delimiter, encoding)
-        if ragged is not None:
-            line, got, expected = ragged
-            raise DataError(
-                f"{path}: line {line} has {got} fields but the header has {expected} "
-                f"(delimiter {delimiter!r}); fix that row or quote values that contain the delimiter"
-            ) from None
-        raise DataError(f"{path} is not a readable CSV table: {reason(exc)}") from None
 
 
 def _find_ragged_line(path: Path, delimiter: str, encoding: str) -> tuple[int, int, int] | None:
@@ -313,91 +512,3 @@ def _find_ragged_line(path: Path, delimiter: str, encoding: str) -> tuple[int, i
     except csv.Error:
         return None
     return None
-
-
-def _name_unnamed_columns(table: pa.Table) -> pa.Table:
-    """A blank header cell (a saved pandas/R index) gets pandas' name for it, 'Unnamed: i'."""
-    names = table.schema.names
-    if all(n.strip() for n in names):
-        return table
-    return table.rename_columns([n if n.strip() else f"Unnamed: {i}" for i, n in enumerate(names)])
-
-
-def _exact_big_unsigned(table: pa.Table, path: Path, delimiter: str, encoding: str) -> pa.Table:
-    """pyarrow infers float64 for integers beyond int64; re-read such columns as exact uint64."""
-    candidates = []
-    for f in table.schema:
-        if not pa.types.is_floating(f.type):
-            continue
-        column = table.column(f.name)
-        finite = pc.filter(column, pc.is_finite(column))
-        if len(finite) == 0 or pc.max(pc.abs(finite)).as_py() < 2.0**63:
-            continue
-        if pc.all(pc.equal(finite, pc.floor(finite))).as_py():
-            candidates.append(f.name)
-    for name in candidates:
-        try:
-            exact = pacsv.read_csv(
-                path, **_csv_options(delimiter, encoding, newlines=True, column_types={name: pa.uint64()})
-            )
-        except pa.ArrowInvalid:
-            continue  # negative or beyond uint64: float64 is the best there is
-        table = table.set_column(table.schema.get_field_index(name), name, exact.column(name))
-    return table
-
-
-# A number written with a decimal comma (and optional dot thousands separators): "12,5", "1.234,5".
-_DECIMAL_COMMA = r"^[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?$"
-
-
-def _decimal_comma_numbers(table: pa.Table, delimiter: str) -> tuple[pa.Table, bool]:
-    """In a ';' or tab separated file (the European Excel export), "12,5" is the number 12.5.
-
-    A text column becomes float64 only if every value is such a number and at least one has a
-    comma; comma-separated files are left alone (there a comma cannot be the decimal mark).
-    """
-    if delimiter == ",":
-        return table, False
-    changed = False
-    for i, f in enumerate(table.schema):
-        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
-            continue
-        column = table.column(i)
-        values = pc.drop_null(column)
-        if len(values) == 0 or not pc.all(pc.match_substring_regex(values, _DECIMAL_COMMA)).as_py():
-            continue
-        if not pc.any(pc.match_substring(values, ",")).as_py():
-            continue
-        text = pc.replace_substring(pc.replace_substring(column, ".", ""), ",", ".")
-        try:
-            table = table.set_column(i, f.name, pc.cast(text, pa.float64()))
-        except pa.ArrowInvalid:
-            continue
-        changed = True
-    return table, changed
-
-
-def _concat_tables(tables: list[pa.Table], files: list[Path], label: str) -> pa.Table:
-    if len(tables) == 1:
-        return tables[0]
-    names = tables[0].schema.names
-    aligned = [tables[0]]
-    for f, t in zip(files[1:], tables[1:]):
-        if set(t.schema.names) != set(names):
-            raise DataError(
-                f"{f} has columns {t.schema.names} but {files[0]} has {names}; "
-                f"every file matched by {label} must have the same columns"
-            )
-        aligned.append(t.select(names))
-    try:
-        return pa.concat_tables(aligned, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        clashes = []
-        for n in names:
-            types = {str(t.schema.field(n).type): f.name for f, t in zip(files, aligned) if t.schema.field(n).type != pa.null()}
-            if len(types) > 1:
-                clashes.append(f"{n!r}: " + ", ".join(f"{ty} in {fn}" for ty, fn in types.items()))
-        raise DataError(f"files matched by {label} disagree on column types: " + "; ".join(clashes)) from None
-
-
-# ---- Parquet -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,33 +50,69 @@ def check_parquet_magic(path: Path) -> None:
 
 
 def read_parquet_files(files: list[Path], base: Path | None, label: str) -> pa.Table:
-    schemas = []
-    for f in files:
-        check_parquet_magic(f)
-        try:
-            schemas.append(pq.read_schema(f))
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"{f} is a truncated or corrupt Parquet file: {reason(exc)}") from None
-    check_unique_names(schemas[0].names, str(files[0]))
-    for f, s in zip(files[1:], schemas[1:]):
-        if set(s.names) != set(schemas[0].names):
-            raise DataError(
-                f"{f} has columns {s.names} but {files[0]} has {schemas[0].names}; "
-                f"every file of {label} must have the same columns"
-            )
+    """The whole of one Parquet file or dataset as one Arrow table."""
+    source = ParquetBatches(files, base, label)
     try:
         if base is None:
             return pq.read_table(files[0])
-        return _parquet_dataset(files, base, schemas, label).to_table()
-    except DataError:
+        assert source.dataset is not None
+        return source.dataset.to_table()
+    except MemoryError:  # pa.ArrowMemoryError too: the machine, not the file, is at fault
         raise
     except (pa.ArrowException, OSError) as exc:
-        for f in files:  # name the file at fault
+        raise source.failure(exc) from None
+
+
+class ParquetBatches:
+    """Record batches of a Parquet file or dataset (directory, glob, hive partitions), checked
+    first: magic bytes, readable footers, one set of column names."""
+
+    def __init__(self, files: list[Path], base: Path | None, label: str):
+        self.files, self.base, self.label = files, base, label
+        schemas = []
+        for f in files:
+            check_parquet_magic(f)
             try:
-                pq.read_table(f)
+                schemas.append(pq.read_schema(f))
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(f"{f} is a truncated or corrupt Parquet file: {reason(exc)}") from None
+        check_unique_names(schemas[0].names, str(files[0]))
+        for f, s in zip(files[1:], schemas[1:]):
+            if set(s.names) != set(schemas[0].names):
+                raise DataError(
+                    f"{f} has columns {s.names} but {files[0]} has {schemas[0].names}; "
+                    f"every file of {label} must have the same columns"
+                )
+        self.dataset = None if base is None else _parquet_dataset(files, base, schemas, label)
+        self.schema = schemas[0] if self.dataset is None else self.dataset.schema
+
+    def batches(self, batch_size: int = 65_536, max_batches: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Every row once, `batch_size` rows at a time (at most `max_batches` batches)."""
+        try:
+            if self.dataset is None:
+                handle = pq.ParquetFile(self.files[0])
+                stream: Iterator[pa.RecordBatch] = handle.iter_batches(batch_size=batch_size)
+            else:
+                stream = self.dataset.to_batches(batch_size=batch_size)
+            for index, batch in enumerate(stream):
+                if max_batches is not None and index >= max_batches:
+                    return
+                if batch.num_rows:
+                    yield batch.replace_schema_metadata(self.schema.metadata)
+        except MemoryError:
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            raise self.failure(exc) from None
+
+    def failure(self, exc: BaseException) -> DataError:
+        """A DataError naming the file at fault."""
+        for f in self.files:
+            try:
+                for _ in pq.ParquetFile(f).iter_batches(batch_size=1 << 16):
+                    pass
             except (pa.ArrowException, OSError) as inner:
-                raise DataError(f"{f} is a corrupt Parquet file: {reason(inner)}") from None
-        raise DataError(f"{label} cannot be read as one Parquet dataset: {reason(exc)}") from None
+                return DataError(f"{f} is a corrupt Parquet file: {reason(inner)}")
+        return DataError(f"{self.label} cannot be read as one Parquet dataset: {reason(exc)}")
 
 
 def _parquet_dataset(files: list[Path], base: Path, schemas: list[pa.Schema], label: str) -> pads.Dataset:

@@ -54,8 +54,22 @@ class Provenance:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A source resolved and checked: what it is, where its files are, how to read them."""
 
-def read_table(
+    kind: str  # "csv" | "parquet" | "sql"
+    text: str  # the path as given (user-expanded) or the URL (not masked: the driver needs it)
+    label: str  # what messages and provenance call it (secrets masked, paths absolute)
+    files: list[Path]
+    base: Path | None  # None: one file
+    delimiter: str | None = None
+    encoding: str | None = None
+    table: str | None = None
+    query: str | None = None
+
+
+def resolve_source(
     source: str | os.PathLike[str],
     *,
     format: str | None = None,
@@ -63,22 +77,18 @@ def read_table(
     encoding: str | None = None,
     table: str | None = None,
     query: str | None = None,
-) -> tuple[pd.DataFrame, Provenance]:
-    """Read a CSV file, a Parquet file, a directory of Parquet (or CSV) files, a glob, or SQL.
-
-    `format` ("csv", "parquet" or "sql") overrides detection by suffix and content. For CSV the
-    delimiter and encoding are sniffed unless given. A SQLAlchemy URL (anything with ``://``) or
-    a ``.db/.sqlite/.sqlite3`` file is read with `synthpipe.flows.sql.read_sql` using `table` or
-    `query`. The source is only ever read. Raises DataError (naming the file) for input that
-    cannot be used and ConfigError for contradictory arguments.
-    """
+) -> Plan:
+    """Check the arguments against the source and find its files (nothing is read yet but the
+    first bytes that tell CSV from Parquet). ConfigError for contradictory arguments."""
     fmt = _check_format(format)
     text = os.fspath(source)
     _refuse_remote(text)
     if fmt == "sql" or (fmt is None and is_sql_source(text)):
         if delimiter is not None or encoding is not None:
             raise ConfigError(f"delimiter/encoding apply only to CSV files, not to SQL source {mask_url(text)}")
-        return _read_sql_source(text, table=table, query=query)
+        if "://" not in text:
+            check_sqlite_exists(os.path.expanduser(text))
+        return Plan("sql", text, mask_url(to_sqlalchemy_url(text)), [], None, table=table, query=query)
     text = os.path.expanduser(text)
     if table is not None or query is not None:
         raise ConfigError(
@@ -89,28 +99,56 @@ def read_table(
         raise ConfigError(f"delimiter/encoding apply only to CSV files, not to Parquet source {text!r}")
     delimiter = _check_delimiter(delimiter)
     encoding = _check_encoding(encoding)
-
     files, base = resolve_files(text)
     kind = classify_files(files, fmt, text)
-    if kind == "csv":
-        arrow, options, hashes = read_csv_files(files, delimiter, encoding, text)
+    return Plan(kind, text, os.path.abspath(text), files, base, delimiter, encoding)
+
+
+def files_hash(plan: Plan, hashes: list[str] | None = None) -> str:
+    """sha256 of the file's bytes; for a directory or glob, of the sorted names and hashes."""
+    hashes = hashes if hashes is not None else [_sha256_file(f) for f in plan.files]
+    return hashes[0] if plan.base is None else _combine_hashes(plan.files, hashes, plan.base)
+
+
+def read_table(
+    source: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+) -> tuple[pd.DataFrame, Provenance]:
+    """Read a CSV file, a Parquet file, a directory of Parquet (or CSV) files, a glob, or SQL,
+    whole (`synthpipe.flows.io.scan.scan_source` reads a source of any size in bounded memory).
+
+    `format` ("csv", "parquet" or "sql") overrides detection by suffix and content. For CSV the
+    delimiter and encoding are sniffed unless given. A SQLAlchemy URL (anything with ``://``) or
+    a ``.db/.sqlite/.sqlite3`` file is read with `synthpipe.flows.sql.read_sql` using `table` or
+    `query`. The source is only ever read. Raises DataError (naming the file) for input that
+    cannot be used and ConfigError for contradictory arguments.
+    """
+    plan = resolve_source(source, format=format, delimiter=delimiter, encoding=encoding, table=table, query=query)
+    if plan.kind == "sql":
+        return _read_sql_source(plan.text, table=table, query=query)
+    text = plan.text
+    if plan.kind == "csv":
+        arrow, options, hashes = read_csv_files(plan.files, plan.delimiter, plan.encoding, text)
     else:
-        arrow = read_parquet_files(files, base, text)
-        hashes = [_sha256_file(f) for f in files]
+        arrow = read_parquet_files(plan.files, plan.base, text)
+        hashes = None
         options = {}
     df = arrow_to_pandas(arrow, text)
     if len(df) == 0:
         raise DataError(f"{text} has columns but no rows")
-    options = {"format": kind, **options, "files": len(files)}
-    single = base is None
     provenance = Provenance(
-        source=os.path.abspath(text),
-        kind=kind,
+        source=plan.label,
+        kind=plan.kind,
         rows=len(df),
         columns=df.shape[1],
-        content_hash=hashes[0] if single else _combine_hashes(files, hashes, base),
+        content_hash=files_hash(plan, hashes),
         read_at=now(),
-        options=options,
+        options={"format": plan.kind, **options, "files": len(plan.files)},
     )
     return df, provenance
 
@@ -192,8 +230,6 @@ def _refuse_remote(text: str) -> None:
 
 
 def _read_sql_source(text: str, *, table: str | None, query: str | None) -> tuple[pd.DataFrame, Provenance]:
-    if "://" not in text:
-        check_sqlite_exists(os.path.expanduser(text))
     url = to_sqlalchemy_url(text)
     from synthpipe.flows.sql import read_sql  # a separate module; only SQL sources need it
 
