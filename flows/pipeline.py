@@ -54,10 +54,8 @@ def ingest(cfg: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame, TableProfile, di
     The frames are indexed by source row position; a source of at most max_train_rows /
     (1 - holdout_fraction) rows is read whole and split as `split_holdout` splits it.
     """
-    src = cfg.source
     result = scan_source(
-        src.path, format=src.format, delimiter=src.delimiter, encoding=src.encoding, table=src.table, query=src.query,
-        max_train_rows=cfg.max_train_rows, holdout_fraction=cfg.holdout_fraction, seed=cfg.seed,
+        cfg.source.path, **cfg.source.model_dump(exclude={"path"}), max_train_rows=cfg.max_train_rows, holdout_fraction=cfg.holdout_fraction, seed=cfg.seed,
         on_infinite=infinite_policies(cfg.schema_overrides),
     )
     return result.train, result.holdout, result.profile, result.provenance.to_dict()

@@ -16,14 +16,7 @@ def check_source(source: SourceConfig) -> None:
     """
     from synthpipe.flows.io.scan import peek_source
 
-    peek_source(
-        source.path,
-        format=source.format,
-        delimiter=source.delimiter,
-        encoding=source.encoding,
-        table=source.table,
-        query=source.query,
-    )
+    peek_source(source.path, **source.model_dump(exclude={"path"}))
 
 
 def check_generator(cfg: RunConfig) -> None:

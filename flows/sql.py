@@ -42,19 +42,10 @@ _PERMANENT = re.compile(
 )
 
 
-def read_sql(
-    url: str,
-    *,
-    table: str | None = None,
-    query: str | None = None,
-    chunksize: int = 50_000,
-    schema_name: str | None = None,
-    retries: int = 3,
-    backoff_s: float = 1.0,
-    connect_timeout_s: float = 10.0,
-    allow_empty: bool = False,
-) -> pd.DataFrame:
-    """Read `table` (a quoted identifier, optionally in `schema_name`) or the result of `query`.
+def read_sql(url: str, *, allow_empty: bool = False, **options: Any) -> pd.DataFrame:
+    """Read `table` (a quoted identifier, optionally in `schema_name`) or the result of `query`;
+    `options` are SqlBatches' (table, query, chunksize, schema_name, retries, backoff_s,
+    connect_timeout_s).
 
     `url` is a SQLAlchemy URL or a bare SQLite file path. Connection attempts that fail for a
     transient reason are retried `retries` times, sleeping `backoff_s * 2**attempt` between them.
@@ -65,10 +56,7 @@ def read_sql(
     table/query, unknown dialect) and DataError for everything the database says (unreachable,
     unknown table, failing query, a query that writes, no rows).
     """
-    source = SqlBatches(
-        url, table=table, query=query, chunksize=chunksize, schema_name=schema_name, retries=retries,
-        backoff_s=backoff_s, connect_timeout_s=connect_timeout_s,
-    )
+    source = SqlBatches(url, **options)
     chunks = list(source.row_chunks())
     assert source.columns is not None
     frame = _assemble(source.columns, chunks, source.type_hints)

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from synthpipe.generators.schema import NamedColumns
 from synthpipe.generators.serialize import to_jsonable
 
 # Distinct values tracked per column before counting stops (memory stays bounded).
@@ -63,7 +64,7 @@ class ColumnProfile:
 
 
 @dataclass
-class TableProfile:
+class TableProfile(NamedColumns):
     """The whole table: rows, one ColumnProfile per column (source order) and its content hash."""
 
     rows: int
@@ -71,19 +72,6 @@ class TableProfile:
     content_hash: str | None = None
     max_categories: int = MAX_CATEGORIES
     distinct_cap: int = DISTINCT_CAP
-
-    @property
-    def names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def __getitem__(self, name: str) -> ColumnProfile:
-        for column in self.columns:
-            if column.name == name:
-                return column
-        raise KeyError(name)
-
-    def __contains__(self, name: object) -> bool:
-        return any(c.name == name for c in self.columns)
 
     def __iter__(self) -> Iterator[ColumnProfile]:
         return iter(self.columns)

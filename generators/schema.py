@@ -84,15 +84,16 @@ class ColumnSchema:
         return cls(**values)
 
 
-@dataclass
-class TableSchema:
-    columns: list[ColumnSchema] = field(default_factory=list)
+class NamedColumns:
+    """Lookup by column name for a table description with a `columns` list (schema, profile)."""
+
+    columns: list[Any]
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def __getitem__(self, name: str) -> ColumnSchema:
+    def __getitem__(self, name: str) -> Any:
         for column in self.columns:
             if column.name == name:
                 return column
@@ -100,6 +101,11 @@ class TableSchema:
 
     def __contains__(self, name: object) -> bool:
         return any(c.name == name for c in self.columns)
+
+
+@dataclass
+class TableSchema(NamedColumns):
+    columns: list[ColumnSchema] = field(default_factory=list)
 
     def of_kind(self, *kinds: ColumnKind) -> list[ColumnSchema]:
         return [c for c in self.columns if c.kind in kinds]

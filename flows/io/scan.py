@@ -49,11 +49,6 @@ class ScanResult:
 def scan_source(
     source: str | os.PathLike[str],
     *,
-    format: str | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
-    table: str | None = None,
-    query: str | None = None,
     max_train_rows: int = MAX_TRAIN_ROWS,
     holdout_fraction: float = 0.2,
     seed: int = 0,
@@ -61,8 +56,10 @@ def scan_source(
     on_infinite: Mapping[str, str] | None = None,
     batch_rows: int = 65_536,
     csv_block_bytes: int = BLOCK_BYTES,
+    **where: str | None,
 ) -> ScanResult:
-    """Scan `source` once (see the module docstring); arguments as `read_table`'s, plus:
+    """Scan `source` once (see the module docstring). `where` are `read_table`'s options
+    (format, delimiter, encoding, table, query); and:
 
     `max_train_rows` caps the training sample; the holdout has `holdout_fraction` of the rows,
     capped at what that fraction gives a table of `max_train_rows / (1 - holdout_fraction)` rows.
@@ -75,7 +72,7 @@ def scan_source(
     if not 0.0 <= holdout_fraction < 1.0:
         raise ConfigError(f"holdout_fraction must be in [0, 1), got {holdout_fraction!r}")
     policies = _check_policies(on_infinite)
-    plan = resolve_source(source, format=format, delimiter=delimiter, encoding=encoding, table=table, query=query)
+    plan = resolve_source(source, **where)
     reader, hashes = _open(plan, batch_rows, csv_block_bytes)
 
     def one_pass(batches: Iterator[pa.RecordBatch]) -> tuple[ProfileAccumulator, TrainHoldoutSampler, pa.Schema | None]:
@@ -129,19 +126,12 @@ def scan_source(
     return ScanResult(train_df, holdout_df, profile, provenance)
 
 
-def peek_source(
-    source: str | os.PathLike[str],
-    *,
-    format: str | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
-    table: str | None = None,
-    query: str | None = None,
-) -> pd.DataFrame:
+def peek_source(source: str | os.PathLike[str], **where: str | None) -> pd.DataFrame:
     """The first batch of a file source, read as ingest would read it, without reading the rest:
-    pre-flight's check that a source exists and is a readable table. SQL sources are only
-    resolved (reachability is retried inside the flow); an empty frame is returned for them."""
-    plan = resolve_source(source, format=format, delimiter=delimiter, encoding=encoding, table=table, query=query)
+    pre-flight's check that a source exists and is a readable table. `where` as in scan_source.
+    SQL sources are only resolved (reachability is retried inside the flow); an empty frame is
+    returned for them."""
+    plan = resolve_source(source, **where)
     if plan.kind == "sql":
         return pd.DataFrame()
     if plan.kind == "csv":
