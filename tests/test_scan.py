@@ -22,7 +22,7 @@ from synthpipe.flows.io import read_table
 from synthpipe.flows.io.reservoir import row_keys, split_positions
 from synthpipe.flows.io.scan import ScanResult, peek_source, scan_source
 from synthpipe.flows.pipeline import split_holdout
-from synthpipe.generators.errors import DataError
+from synthpipe.generators.errors import ConfigError, DataError
 from synthpipe.generators.profile import ProfileAccumulator, TableProfile
 from synthpipe.generators.schema import infer_schema
 from synthpipe.generators.seeding import SeedStream, numpy_rng
@@ -285,3 +285,52 @@ def test_a_table_that_does_not_fit_the_memory_cap_is_still_scanned(tmp_path):
     loaded = run("load")
     assert loaded.returncode != 0, "the cap must be too small for the whole table, or the test proves nothing"
     assert "MemoryError" in loaded.stderr or loaded.returncode < 0, loaded.stderr[-2000:]
+
+
+# ---- non-finite numbers (issue 14, point 1) ----------------------------------------------------------
+
+
+def _infinite_csv(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=100).round(3).astype(object)
+    a[[3, 17, 50]] = "inf"
+    a[[20, 90]] = "-inf"
+    b = rng.integers(0, 9, 100)
+    path.write_text("a,b\n" + "\n".join(f"{x},{y}" for x, y in zip(a, b)) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_infinities_become_nulls_counted_per_column(tmp_path, kind):
+    path = _infinite_csv(tmp_path / "inf.csv")
+    if kind == "parquet":
+        frame, _ = read_table(path)
+        assert np.isinf(frame["a"]).sum() == 5  # the plain reader keeps them: they are data
+        path = tmp_path / "inf.parquet"
+        frame.to_parquet(path)
+    for max_train_rows in (1_000, 40):  # whole table, and a sample of it
+        result = scan_source(path, max_train_rows=max_train_rows, holdout_fraction=0.2)
+        sample = sample_of(result)
+        assert not np.isinf(sample["a"].to_numpy(dtype=float)).any()
+        assert result.profile["a"].infinities == 5 and result.profile["b"].infinities == 0
+        assert result.profile["a"].nulls == 5 and result.profile.infinities == {"a": 5}
+        assert result.provenance.options["infinities"] == {"a": 5}  # report.json: source.options
+        assert np.isfinite([result.profile["a"].min, result.profile["a"].max]).all()
+    schema = infer_schema(sample, profile=result.profile)
+    assert np.isfinite([schema["a"].min, schema["a"].max]).all() and schema["a"].nullable
+    assert schema["a"].null_fraction == 0.05
+
+
+def test_on_infinite_error_names_the_file_the_column_and_the_count(tmp_path):
+    path = _infinite_csv(tmp_path / "inf.csv")
+    with pytest.raises(DataError, match=r"inf\.csv: column 'a' has 5 infinite value\(s\)"):
+        scan_source(path, on_infinite={"a": "error"})
+    assert len(sample_of(scan_source(path, on_infinite={"a": "null", "b": "error"}))) == 100
+    with pytest.raises(ConfigError, match="on_infinite must be one of"):
+        scan_source(path, on_infinite={"a": "drop"})
+    with pytest.raises(ConfigError, match="lacks"):
+        scan_source(path, on_infinite={"nope": "error"})
+    # the override sits in the schema overrides; the schema accepts it and does not store it
+    result = scan_source(path)
+    schema = infer_schema(sample_of(result), {"a": {"on_infinite": "error"}}, result.profile)
+    assert "on_infinite" not in schema["a"].to_dict()
