@@ -149,8 +149,13 @@ class SqlBatches:
         return DataError(f"{self.what} failed on {self.shown}: {why}")
 
 
-# What PostgreSQL, SQLite and MySQL say when a read-only transaction is asked to write.
-_READ_ONLY = re.compile(r"read-only transaction|readonly database|READ ONLY transaction|read only", re.IGNORECASE)
+# What PostgreSQL, SQLite and MySQL say when a read-only transaction is asked to write; and what
+# PostgreSQL says when a writing statement is put in the server-side cursor that streams results.
+_READ_ONLY = re.compile(
+    r"read-only transaction|readonly database|read only|must not contain data-modifying|"
+    r"CURSOR WITHOUT HOLD FOR (?:DELETE|UPDATE|INSERT|MERGE|DROP|CREATE|ALTER|TRUNCATE|GRANT|REVOKE|COPY)\b",
+    re.IGNORECASE,
+)
 
 
 def _begin_read_only(conn: Any) -> None:
