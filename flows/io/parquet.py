@@ -93,7 +93,8 @@ class ParquetBatches:
                 handle = pq.ParquetFile(self.files[0])
                 stream: Iterator[pa.RecordBatch] = handle.iter_batches(batch_size=batch_size)
             else:
-                stream = self.dataset.to_batches(batch_size=batch_size)
+                # little read-ahead: memory stays a few batches whatever the dataset's size
+                stream = self.dataset.to_batches(batch_size=batch_size, batch_readahead=2, fragment_readahead=1)
             for index, batch in enumerate(stream):
                 if max_batches is not None and index >= max_batches:
                     return
