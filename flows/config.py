@@ -48,6 +48,9 @@ class RunConfig(BaseModel):
     seed: int = 0
     resume: bool = False
     chunk_rows: int = Field(100_000, ge=1, description="rows sampled and written per chunk")
+    max_train_rows: int = Field(
+        200_000, ge=2, description="training rows drawn from a larger source (a uniform sample); the profile sees every row"
+    )
     progress: bool = True
     # production runs
     registry: str | None = None

@@ -22,12 +22,15 @@ from prefect.cache_policies import NO_CACHE
 import synthpipe
 from synthpipe.flows.conditions import coerce_conditions
 from synthpipe.flows.config import RunConfig
-from synthpipe.flows.io import atomic_directory, read_table, write_parquet
+from synthpipe.flows.io import atomic_directory, write_parquet
+from synthpipe.flows.io.reservoir import split_positions
+from synthpipe.flows.io.scan import infinite_policies, scan_source
 from synthpipe.flows.logs import one_line_user_errors
 from synthpipe.flows.stages import reached
 from synthpipe.generators import get_generator_class
 from synthpipe.generators.base import BaseGenerator, derive_seed
 from synthpipe.generators.errors import SynthpipeError
+from synthpipe.generators.profile import TableProfile
 from synthpipe.generators.schema import TableSchema, infer_schema
 
 one_line_user_errors()  # a SynthpipeError in a task is one line in the run's logs, no traceback
@@ -49,28 +52,34 @@ def _retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=_retry_unless_user_error, cache_policy=NO_CACHE)
-def ingest(cfg: RunConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+def ingest(cfg: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame, TableProfile, dict[str, Any]]:
+    """One pass over the source: (train rows, holdout rows, whole-table profile, provenance).
+
+    The frames are indexed by source row position; a source of at most max_train_rows /
+    (1 - holdout_fraction) rows is read whole and split as `split_holdout` splits it.
+    """
     reached("ingest")
-    src = cfg.source
-    df, provenance = read_table(
-        src.path, format=src.format, delimiter=src.delimiter, encoding=src.encoding, table=src.table, query=src.query
+    result = scan_source(
+        cfg.source.path, **cfg.source.model_dump(exclude={"path"}), max_train_rows=cfg.max_train_rows, holdout_fraction=cfg.holdout_fraction, seed=cfg.seed,
+        on_infinite=infinite_policies(cfg.schema_overrides),
     )
-    return df, provenance.to_dict()
+    return result.train, result.holdout, result.profile, result.provenance.to_dict()
 
 
 @task(name="infer-schema", cache_policy=NO_CACHE)
-def build_schema(df: pd.DataFrame, overrides: dict[str, dict[str, Any]]) -> TableSchema:
-    return infer_schema(df, overrides)
+def build_schema(
+    df: pd.DataFrame, overrides: dict[str, dict[str, Any]], profile: TableProfile | None = None
+) -> TableSchema:
+    """Kinds from the sample `df`; null rates, bounds and categories from the whole-table profile."""
+    return infer_schema(df, overrides, profile)
 
 
 @task(name="split-holdout", cache_policy=NO_CACHE)
 def split_holdout(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows the generator never sees, for privacy, concept-shift and held-out likelihood checks."""
-    n_holdout = int(round(len(df) * fraction))
-    if n_holdout < 1 or len(df) - n_holdout < 2:
-        return df, df.iloc[:0]
-    perm = np.random.default_rng(derive_seed(seed, 11)).permutation(len(df))
-    return df.iloc[np.sort(perm[n_holdout:])], df.iloc[np.sort(perm[:n_holdout])]
+    """Rows the generator never sees, for privacy, concept-shift and held-out likelihood checks
+    (the split ingest applies to a table it holds whole; stream SeedStream.HOLDOUT_SPLIT)."""
+    train_at, holdout_at = split_positions(len(df), fraction, seed)
+    return df.iloc[train_at], df.iloc[holdout_at]
 
 
 @task(name="train", cache_policy=NO_CACHE)
@@ -292,16 +301,16 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
 
     with output_target(cfg) as stage:
         with _timer(timings, "ingest_s"):
-            df, provenance = ingest(cfg)
-        logger.info("read %s rows x %s columns from %s", len(df), df.shape[1], provenance.get("source"))
-        schema = build_schema(df, cfg.schema_overrides)
-        train_df, holdout = split_holdout(df, cfg.holdout_fraction, cfg.seed)
-        conditions = plan_conditions(cfg, schema, cfg.rows if cfg.rows is not None else len(df))
+            train_df, holdout, profile, provenance = ingest(cfg)
+        df = pd.concat([train_df, holdout]).sort_index()  # the sample in source order: the whole of a small table
+        logger.info("read %s rows x %s columns from %s", profile.rows, df.shape[1], provenance.get("source"))
+        schema = build_schema(df, cfg.schema_overrides, profile)
+        conditions = plan_conditions(cfg, schema, cfg.rows if cfg.rows is not None else profile.rows)
 
         with _timer(timings, "fit_s"):
             model, model_info = reuse_or_train(df, train_df, schema, cfg, provenance, checkpoint_dir)
         logger.info("model: %s", model_info["reason"])
-        rows = cfg.rows if cfg.rows is not None else len(df)
+        rows = cfg.rows if cfg.rows is not None else profile.rows
         metadata = {
             "synthpipe_version": synthpipe.__version__,
             "generator": cfg.generator,
@@ -326,7 +335,7 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
             "params": metadata["params"],
             "seed": cfg.seed,
             "source": provenance,
-            "rows": {"source": len(df), "train": len(train_df), "holdout": len(holdout), "synthetic": rows},
+            "rows": {"source": profile.rows, "train": len(train_df), "holdout": len(holdout), "synthetic": rows},
             "output": {"directory": str(out), "files": written["files"], "splits": written["splits"] or None,
                        "augmented_rows": written.get("augmented_rows")},
             "conditions": metadata["conditions"],

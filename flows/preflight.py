@@ -3,42 +3,20 @@ the engine's start-up, and with the same message the ingest step would give."""
 
 from __future__ import annotations
 
-import glob
-from pathlib import Path
-
 from synthpipe.flows.config import RunConfig, SourceConfig
-from synthpipe.generators.errors import ConfigError, DataError
-
-# Files up to this size are read in full here (the same reader as the ingest step); larger ones
-# get the cheap checks only and are read once, inside the flow.
-FULL_READ_BYTES = 64 * 2**20
+from synthpipe.generators.errors import ConfigError
 
 
 def check_source(source: SourceConfig) -> None:
-    """Raise DataError if the source is missing, empty or (for small files) unreadable."""
-    path = source.path
-    if "://" in path:
-        return  # a database: reachability is retried inside the flow
-    matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
-    if not matches:
-        raise DataError(f"{path}: no file matches this pattern")
-    first = Path(matches[0])
-    if not first.exists():
-        raise DataError(f"{path}: no such file or directory")
-    total = sum(p.stat().st_size for p in map(Path, matches) if p.is_file())
-    if first.is_file() and total == 0:
-        raise DataError(f"{path}: the file is empty")
-    if first.is_file() and total <= FULL_READ_BYTES:
-        from synthpipe.flows.io import read_table
+    """Raise DataError if the source is missing, empty or not a readable table.
 
-        read_table(
-            path,
-            format=source.format,
-            delimiter=source.delimiter,
-            encoding=source.encoding,
-            table=source.table,
-            query=source.query,
-        )
+    Reads the head only (the first batch of the first file, as ingest would read it), so a
+    source of any size is checked in a second; ingest reads it once, inside the flow.
+    A database source is only checked for its form: reachability is retried inside the flow.
+    """
+    from synthpipe.flows.io.scan import peek_source
+
+    peek_source(source.path, **source.model_dump(exclude={"path"}))
 
 
 def check_generator(cfg: RunConfig) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthpipe.flows.io.frames import frame_hash as frame_fingerprint  # the one frame hash
 from synthpipe.flows.outputs import file_lock
 from synthpipe.generators.errors import ConfigError, ModelError
 
@@ -313,20 +314,6 @@ def default_shift_test(
         f"{len(results)} column tests, none shifted at Bonferroni alpha={alpha:g} "
         f"(smallest p={worst[2]:.2g} for {worst[0]})"
     )
-
-
-def frame_fingerprint(df: pd.DataFrame) -> str:
-    """A content hash of a table (column names, dtypes and values; row order matters)."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
-    if len(df.columns):
-        try:
-            hashed = pd.util.hash_pandas_object(df, index=False).to_numpy()
-        except TypeError:  # unhashable cells (lists, dicts from JSON columns): hash their text
-            hashed = pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy()
-        digest.update(hashed.tobytes())
-    digest.update(str(len(df)).encode())
-    return digest.hexdigest()
 
 
 def make_config_key(parts: Mapping[str, Any]) -> str:

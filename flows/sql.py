@@ -19,20 +19,21 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from synthpipe.flows.io.secrets import mask_url, reason
+from synthpipe.flows.io.sources import check_sqlite_exists, is_sql_source, to_sqlalchemy_url
 from synthpipe.generators.errors import ConfigError, DataError
+
+__all__ = ["create_engine", "is_sql_source", "mask_url", "read_sql", "to_sqlalchemy_url"]
 
 log = logging.getLogger(__name__)
 
-SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-# Query-string parameters that some drivers accept as credentials; masked like the password.
-_SECRET_QUERY_KEYS = {"password", "passwd", "pwd", "sslpassword", "secret", "token", "access_token"}
 # Driver messages that mean "retrying will not help" (bad credentials, missing database, bad URL).
 _PERMANENT = re.compile(
     r"authentication failed|password|does not exist|no such|unknown database|access denied|"
@@ -41,111 +42,146 @@ _PERMANENT = re.compile(
 )
 
 
-def is_sql_source(source: str) -> bool:
-    """True for a database URL (`dialect[+driver]://...`) or a bare SQLite file path.
-
-    `flows/io.py` uses this to send a source to `read_sql` instead of the file readers.
-    """
-    text = str(source)
-    if text.lower().endswith(SQLITE_SUFFIXES):
-        return True
-    scheme = text.split("://", 1)[0] if "://" in text else ""
-    base = scheme.split("+", 1)[0].lower()
-    return base in {"postgresql", "postgres", "sqlite", "mysql", "mariadb", "mssql", "oracle", "duckdb"}
-
-
-def to_sqlalchemy_url(source: str) -> str:
-    """A SQLAlchemy URL for `source`: URLs pass through, a bare `.db/.sqlite/.sqlite3` path becomes
-    `sqlite:///<absolute path>`, and the common `postgres://` spelling becomes `postgresql://`."""
-    text = str(source)
-    if "://" not in text:
-        if text.lower().endswith(SQLITE_SUFFIXES):
-            return f"sqlite:///{Path(text).expanduser().resolve()}"
-        raise ConfigError(
-            f"{text!r} is not a database URL; use dialect://user@host/db (e.g. postgresql://...) "
-            f"or a SQLite file ending in {', '.join(SQLITE_SUFFIXES)}"
-        )
-    if text.startswith("postgres://"):
-        text = "postgresql://" + text[len("postgres://") :]
-    return text
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password (and any password-like query parameter) replaced by `***`.
-
-    Safe on anything: a string SQLAlchemy cannot parse is masked with a regex instead.
-    """
-    text = str(url)
-    try:
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(to_sqlalchemy_url(text) if "://" in text else text)
-        if parsed.query:
-            masked = {k: ("***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in parsed.query.items()}
-            parsed = parsed.set(query=masked)
-        return parsed.render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy knows: fall back to masking user:password@
-        masked = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
-        keys = "|".join(sorted(_SECRET_QUERY_KEYS))
-        return re.sub(rf"((?:{keys})=)[^&\s]*", r"\1***", masked, flags=re.IGNORECASE)
-
-
-def read_sql(
-    url: str,
-    *,
-    table: str | None = None,
-    query: str | None = None,
-    chunksize: int = 50_000,
-    schema_name: str | None = None,
-    retries: int = 3,
-    backoff_s: float = 1.0,
-    connect_timeout_s: float = 10.0,
-    allow_empty: bool = False,
-) -> pd.DataFrame:
-    """Read `table` (a quoted identifier, optionally in `schema_name`) or the result of `query`.
+def read_sql(url: str, *, allow_empty: bool = False, **options: Any) -> pd.DataFrame:
+    """Read `table` (a quoted identifier, optionally in `schema_name`) or the result of `query`;
+    `options` are SqlBatches' (table, query, chunksize, schema_name, retries, backoff_s,
+    connect_timeout_s).
 
     `url` is a SQLAlchemy URL or a bare SQLite file path. Connection attempts that fail for a
     transient reason are retried `retries` times, sleeping `backoff_s * 2**attempt` between them.
-    Types are kept: integer columns stay int64 (Int64 with NULLs), booleans stay bool (boolean with
-    NULLs), timestamps become datetime64 (UTC for `timestamptz`), NUMERIC/DECIMAL become float64.
-    Raises ConfigError for a bad call (both or neither of table/query, unknown dialect) and
-    DataError for everything the database says (unreachable, unknown table, failing query, no rows).
+    The read runs in a read-only transaction (see `SqlBatches`), so a query that writes fails
+    and the source is unchanged. Types are kept: integer columns stay int64 (Int64 with NULLs),
+    booleans stay bool (boolean with NULLs), timestamps become datetime64 (UTC for `timestamptz`),
+    NUMERIC/DECIMAL become float64. Raises ConfigError for a bad call (both or neither of
+    table/query, unknown dialect) and DataError for everything the database says (unreachable,
+    unknown table, failing query, a query that writes, no rows).
     """
-    import sqlalchemy as sa
-
-    if (table is None) == (query is None):
-        raise ConfigError("give exactly one of table or query for a SQL source")
-    if chunksize < 1:
-        raise ConfigError(f"chunksize must be >= 1, got {chunksize}")
-    sa_url = _parse_url(url)
-    shown = mask_url(str(sa_url))
-    secret = sa_url.password
-    engine = _create_engine(sa_url, shown, connect_timeout_s)
-    try:
-        conn = _connect(engine, shown, secret, retries, backoff_s)
-        with conn:
-            if table is not None:
-                source = _reflect_table(conn, table, schema_name, shown)
-                stmt = sa.select(source)
-                what = f"table {table!r}" + (f" (schema {schema_name!r})" if schema_name else "")
-                type_hints = {c.name: c.type for c in source.columns}
-            else:
-                stmt = sa.text(query)
-                what = "query"
-                type_hints = {}
-            try:
-                result = conn.execution_options(yield_per=chunksize).execute(stmt)
-                columns = list(result.keys())
-                chunks = [list(zip(*rows)) for rows in result.partitions()]
-            except sa.exc.DBAPIError as exc:
-                raise DataError(f"{what} failed on {shown}: {_reason(exc, secret)}") from None
-    finally:
-        engine.dispose()
-    frame = _assemble(columns, chunks, type_hints)
+    source = SqlBatches(url, **options)
+    chunks = list(source.row_chunks())
+    assert source.columns is not None
+    frame = _assemble(source.columns, chunks, source.type_hints)
     if not len(frame) and not allow_empty:
-        raise DataError(f"{what} on {shown} returned no rows; there is nothing to learn from")
-    log.info("read %d rows x %d columns from %s (%s)", len(frame), frame.shape[1], shown, what)
+        raise DataError(f"{source.what} on {source.shown} returned no rows; there is nothing to learn from")
+    log.info("read %d rows x %d columns from %s (%s)", len(frame), frame.shape[1], source.shown, source.what)
     return frame
+
+
+class SqlBatches:
+    """A table or query read in chunks, in a read-only transaction, as Arrow record batches.
+
+    Read-only, so that `--query "DELETE FROM t"` or a writing CTE cannot change the source:
+    PostgreSQL connections start with `default_transaction_read_only=on` and the transaction
+    says `SET TRANSACTION READ ONLY`; SQLite files are opened with a `mode=ro` URI and
+    `PRAGMA query_only`; MySQL/MariaDB get `SET SESSION TRANSACTION READ ONLY`. A password may
+    come from the URL, or, left out of it, from $PGPASSWORD or ~/.pgpass ($PGPASSFILE), which
+    libpq reads itself; either way no message shows it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        chunksize: int = 50_000,
+        schema_name: str | None = None,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+        connect_timeout_s: float = 10.0,
+    ):
+        if (table is None) == (query is None):
+            raise ConfigError("give exactly one of table or query for a SQL source")
+        if chunksize < 1:
+            raise ConfigError(f"chunksize must be >= 1, got {chunksize}")
+        self.sa_url = _parse_url(url)
+        self.shown = mask_url(str(self.sa_url))
+        self.label = self.shown
+        self.secret = self.sa_url.password
+        self.table, self.query, self.schema_name = table, query, schema_name
+        self.chunksize, self.retries, self.backoff_s = chunksize, retries, backoff_s
+        self.connect_timeout_s = connect_timeout_s
+        self.what = (
+            f"table {table!r}" + (f" (schema {schema_name!r})" if schema_name else "") if table is not None else "query"
+        )
+        self.columns: list[str] | None = None
+        self.type_hints: dict[str, Any] = {}
+
+    def row_chunks(self) -> Iterator[list[tuple]]:
+        """Column-wise chunks of driver values (a tuple per column), `chunksize` rows each."""
+        import sqlalchemy as sa
+
+        engine = _create_engine(self.sa_url, self.shown, self.connect_timeout_s, read_only=True)
+        try:
+            conn = _connect(engine, self.shown, self.secret, self.retries, self.backoff_s)
+            with conn:
+                try:
+                    _begin_read_only(conn)
+                    if self.table is not None:
+                        source = _reflect_table(conn, self.table, self.schema_name, self.shown)
+                        stmt: Any = sa.select(source)
+                        self.type_hints = {c.name: c.type for c in source.columns}
+                    else:
+                        stmt = sa.text(self.query)
+                    result = conn.execution_options(yield_per=self.chunksize).execute(stmt)
+                    if not result.returns_rows:
+                        raise DataError(f"{self.what} on {self.shown} returns no rows: give a SELECT")
+                    self.columns = list(result.keys())
+                    for rows in result.partitions():
+                        yield list(zip(*rows))
+                except sa.exc.DBAPIError as exc:
+                    raise self._failure(exc) from None
+        finally:
+            engine.dispose()
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows as Arrow record batches, each chunk typed as `read_sql` types a whole result."""
+        for chunk in self.row_chunks():
+            assert self.columns is not None
+            yield _to_batch(_assemble(self.columns, [chunk], self.type_hints))
+
+    def _failure(self, exc: BaseException) -> DataError:
+        why = reason(exc, [self.secret])
+        if _READ_ONLY.search(why):
+            return DataError(
+                f"{self.what} on {self.shown} tries to change the database ({why}); synthpipe reads "
+                "sources in a read-only transaction and never modifies them: give a SELECT"
+            )
+        return DataError(f"{self.what} failed on {self.shown}: {why}")
+
+
+# What PostgreSQL, SQLite and MySQL say when a read-only transaction is asked to write; and what
+# PostgreSQL says when a writing statement is put in the server-side cursor that streams results.
+_READ_ONLY = re.compile(
+    r"read-only transaction|readonly database|read only|must not contain data-modifying|"
+    r"CURSOR WITHOUT HOLD FOR (?:DELETE|UPDATE|INSERT|MERGE|DROP|CREATE|ALTER|TRUNCATE|GRANT|REVOKE|COPY)\b",
+    re.IGNORECASE,
+)
+
+
+def _begin_read_only(conn: Any) -> None:
+    backend = conn.engine.url.get_backend_name()
+    if backend == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif backend == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    elif backend in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+    else:
+        log.warning("%s: cannot make the session read-only for this dialect; reading anyway", conn.engine.url.drivername)
+
+
+def _to_batch(frame: pd.DataFrame) -> pa.RecordBatch:
+    """One chunk as Arrow; a column Arrow cannot type (huge ints, odd objects) goes as text."""
+    try:
+        return pa.RecordBatch.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        fixed = frame.copy()
+        for name in frame.columns:
+            try:
+                pa.array(frame[name], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                fixed[name] = frame[name].map(lambda v: None if v is None else str(v))
+        return pa.RecordBatch.from_pandas(fixed, preserve_index=False)
 
 
 # ---- connection ---------------------------------------------------------------------------------
@@ -166,9 +202,8 @@ def _parse_url(url: str, must_exist: bool = True) -> Any:
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file:"):
             raise ConfigError(f"{mask_url(text)}: an in-memory SQLite database holds no table to read")
-        if must_exist and not Path(database).is_file():
-            # SQLite would silently create an empty file; a missing source is an error instead.
-            raise DataError(f"SQLite database {database} does not exist")
+        if must_exist:
+            check_sqlite_exists(database)
     return parsed
 
 
@@ -190,7 +225,7 @@ def _with_installed_driver(sa_url: Any) -> Any:
     return sa_url
 
 
-def _create_engine(sa_url: Any, shown: str, connect_timeout_s: float) -> Any:
+def _create_engine(sa_url: Any, shown: str, connect_timeout_s: float, read_only: bool = False) -> Any:
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
@@ -205,13 +240,29 @@ def _create_engine(sa_url: Any, shown: str, connect_timeout_s: float) -> Any:
         connect_args["connect_timeout"] = max(1, int(round(connect_timeout_s)))
     elif backend == "sqlite":
         connect_args["timeout"] = connect_timeout_s
+    extra: dict[str, Any] = {}
+    if read_only and backend == "postgresql" and driver in ("psycopg2", "psycopg"):
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    elif read_only and backend == "sqlite":
+        extra["creator"] = _read_only_sqlite(sa_url.database, connect_timeout_s)
     try:
-        return sa.create_engine(sa_url, poolclass=NullPool, connect_args=connect_args)
+        return sa.create_engine(sa_url, poolclass=NullPool, connect_args=connect_args, **extra)
     except (sa.exc.NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
         raise ConfigError(
             f"no SQLAlchemy driver for {shown} ({exc.__class__.__name__}: {exc}); "
             "install the driver package (psycopg2-binary for PostgreSQL)"
         ) from None
+
+
+def _read_only_sqlite(database: str, timeout_s: float) -> Any:
+    """A connection factory that opens the SQLite file read-only (`mode=ro` URI): no write, and
+    no file is created where there was none."""
+    import sqlite3
+    from pathlib import Path
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(Path(database).resolve()))}?mode=ro"
+    return lambda: sqlite3.connect(uri, uri=True, timeout=timeout_s, check_same_thread=False)
 
 
 def _connect(engine: Any, shown: str, secret: str | None, retries: int, backoff_s: float) -> Any:
@@ -223,31 +274,22 @@ def _connect(engine: Any, shown: str, secret: str | None, retries: int, backoff_
         try:
             return engine.connect()
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            reason = _reason(exc, secret)
-            permanent = bool(_PERMANENT.search(reason))
+            why = reason(exc, [secret])
+            permanent = bool(_PERMANENT.search(why))
             if permanent or attempt == attempts - 1:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise DataError(f"cannot reach database at {shown}{tries}: {reason}") from None
+                raise DataError(f"cannot reach database at {shown}{tries}: {why}") from None
             delay = backoff_s * 2**attempt
             log.warning(
                 "cannot reach database at %s (%s); retry %d/%d in %.1fs",
                 shown,
-                reason,
+                why,
                 attempt + 1,
                 retries,
                 delay,
             )
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _reason(exc: BaseException, secret: str | None) -> str:
-    """The driver's own message, first line, without the password (drivers rarely echo it; be sure)."""
-    orig = getattr(exc, "orig", None) or exc
-    text = " ".join(" ".join(str(orig).strip().split("\n")[0:2]).split()) or exc.__class__.__name__
-    if secret:
-        text = text.replace(secret, "***")
-    return text
 
 
 def _reflect_table(conn: Any, table: str, schema_name: str | None, shown: str) -> Any:
@@ -268,7 +310,7 @@ def _reflect_table(conn: Any, table: str, schema_name: str | None, shown: str) -
         raise DataError(f"table {table!r} not found{where} in {shown}{listing}") from None
     except sa.exc.DBAPIError as exc:
         raise DataError(
-            f"cannot read the definition of table {table!r} in {shown}: {_reason(exc, None)}"
+            f"cannot read the definition of table {table!r} in {shown}: {reason(exc)}"
         ) from None
 
 

@@ -10,12 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from synthpipe.generators.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from synthpipe.generators.profile import ColumnProfile, TableProfile
 
 
 class ColumnKind(StrEnum):
@@ -81,15 +84,16 @@ class ColumnSchema:
         return cls(**values)
 
 
-@dataclass
-class TableSchema:
-    columns: list[ColumnSchema] = field(default_factory=list)
+class NamedColumns:
+    """Lookup by column name for a table description with a `columns` list (schema, profile)."""
+
+    columns: list[Any]
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def __getitem__(self, name: str) -> ColumnSchema:
+    def __getitem__(self, name: str) -> Any:
         for column in self.columns:
             if column.name == name:
                 return column
@@ -97,6 +101,11 @@ class TableSchema:
 
     def __contains__(self, name: object) -> bool:
         return any(c.name == name for c in self.columns)
+
+
+@dataclass
+class TableSchema(NamedColumns):
+    columns: list[ColumnSchema] = field(default_factory=list)
 
     def of_kind(self, *kinds: ColumnKind) -> list[ColumnSchema]:
         return [c for c in self.columns if c.kind in kinds]
@@ -115,14 +124,25 @@ class TableSchema:
             raise DataError(f"{what} lacks column(s) {missing} that the schema expects")
 
 
+# Override keys that configure ingest, not the column's schema (read by flows/io/scan.py).
+INGEST_OVERRIDES = {"on_infinite": ("null", "error")}
+
+
 def infer_schema(
-    df: pd.DataFrame, overrides: Mapping[str, Mapping[str, Any]] | None = None
+    df: pd.DataFrame,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    profile: TableProfile | None = None,
 ) -> TableSchema:
     """Infer a kind, dtype, nullability, bounds and categories for every column of `df`.
 
     `overrides` maps a column name to schema fields that replace the inferred ones (for example
     ``{"zip": {"kind": "categorical"}}``); values the override leaves out are re-inferred for the
-    new kind, so overriding a kind alone is enough.
+    new kind, so overriding a kind alone is enough. `on_infinite` ("null" or "error") is accepted
+    too; it tells ingest what to do with inf / -inf and is not stored in the schema.
+
+    With `profile` (the whole-table profile of the table `df` was sampled from), null rates,
+    bounds and categories come from the whole table, so a rare category or an extreme value that
+    the sample missed is still in the schema; kinds and formats are still read from `df`.
     """
     if df.columns.duplicated().any():
         dupes = sorted(set(df.columns[df.columns.duplicated()].astype(str)))
@@ -137,8 +157,14 @@ def infer_schema(
     columns = []
     for name in df.columns:
         override = dict(overrides.get(name, {}))
+        for key, allowed in INGEST_OVERRIDES.items():
+            if key in override and override.pop(key) not in allowed:
+                raise ConfigError(f"column {name!r}: {key} must be one of {list(allowed)}")
         kind = override.pop("kind", None)
-        column = infer_column(df[name], kind=ColumnKind(kind) if kind else None)
+        whole = profile[name] if profile is not None and name in profile else None
+        column = infer_column(
+            df[name], kind=ColumnKind(kind) if kind else None, whole=whole, rows=profile.rows if profile else 0
+        )
         for key, value in override.items():
             if not hasattr(column, key):
                 raise ConfigError(f"column {name!r}: unknown schema field {key!r} in override")
@@ -147,11 +173,18 @@ def infer_schema(
     return TableSchema(columns)
 
 
-def infer_column(series: pd.Series, kind: ColumnKind | None = None) -> ColumnSchema:
-    """Infer one column's schema; `kind` forces the kind and infers the rest for it."""
+def infer_column(
+    series: pd.Series, kind: ColumnKind | None = None, whole: ColumnProfile | None = None, rows: int = 0
+) -> ColumnSchema:
+    """Infer one column's schema; `kind` forces the kind and infers the rest for it.
+
+    `whole` is the column's whole-table profile (`rows` rows): see `infer_schema`.
+    """
     name = str(series.name)
     n = len(series)
     nulls = int(series.isna().sum())
+    if whole is not None and rows:
+        n, nulls = rows, whole.nulls
     column = ColumnSchema(
         name=name,
         kind=ColumnKind.CONSTANT,
@@ -162,7 +195,7 @@ def infer_column(series: pd.Series, kind: ColumnKind | None = None) -> ColumnSch
     values = series.dropna()
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         column.timezone = str(series.dtype.tz)
-    kind = kind or _infer_kind(series, values)
+    kind = kind or _infer_kind(series, values, whole)
     column.kind = kind
     if kind == ColumnKind.CONSTANT:
         column.constant_value = _jsonable(values.iloc[0]) if len(values) else None
@@ -181,11 +214,15 @@ def infer_column(series: pd.Series, kind: ColumnKind | None = None) -> ColumnSch
             counts = values.value_counts(sort=False)
             order = sorted(range(len(counts)), key=lambda i: (-counts.iloc[i], str(counts.index[i])))
             column.categories = [_jsonable(counts.index[i]) for i in order]
+            if whole is not None and whole.categories is not None:
+                column.categories = _whole_categories(whole, column.categories)
     elif kind == ColumnKind.DATETIME:
         as_dt = _to_datetime(series, name)
         valid = as_dt.dropna()
         if len(valid):
             column.min, column.max = valid.min().isoformat(), valid.max().isoformat()
+        if whole is not None and whole.min is not None and _is_temporal(whole.type):
+            column.min, column.max = (_stamp(v, series.dtype).isoformat() for v in (whole.min, whole.max))
     else:  # numerical, integer
         numeric = pd.to_numeric(values, errors="coerce")
         bad = int(numeric.isna().sum())
@@ -196,6 +233,8 @@ def infer_column(series: pd.Series, kind: ColumnKind | None = None) -> ColumnSch
             )
         if len(numeric):
             lo, hi = numeric.min(), numeric.max()
+            if whole is not None and whole.min is not None and _is_numeric(whole.type):
+                lo, hi = whole.min, whole.max
             column.min = int(lo) if kind == ColumnKind.INTEGER else float(lo)
             column.max = int(hi) if kind == ColumnKind.INTEGER else float(hi)
         if kind == ColumnKind.NUMERICAL:
@@ -203,7 +242,7 @@ def infer_column(series: pd.Series, kind: ColumnKind | None = None) -> ColumnSch
     return column
 
 
-def _infer_kind(series: pd.Series, values: pd.Series) -> ColumnKind:
+def _infer_kind(series: pd.Series, values: pd.Series, whole: ColumnProfile | None = None) -> ColumnKind:
     dtype = series.dtype
     if len(values) == 0:
         return ColumnKind.CONSTANT
@@ -214,13 +253,15 @@ def _infer_kind(series: pd.Series, values: pd.Series) -> ColumnKind:
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return ColumnKind.DATETIME
     n_unique = values.nunique()
-    if n_unique == 1 and len(values) == len(series):
+    # the whole table may hold values (or nulls) that the sample missed
+    whole_unique = n_unique if whole is None else max(n_unique, whole.distinct + int(whole.distinct_capped))
+    if n_unique == 1 and len(values) == len(series) and whole_unique == 1 and not (whole and whole.nulls):
         return ColumnKind.CONSTANT
     all_distinct = n_unique == len(series) and len(series) >= MIN_ROWS_FOR_ID
     if pd.api.types.is_integer_dtype(dtype):
         if all_distinct and (_ID_NAME.search(str(series.name)) or _is_sequence(values)):
             return ColumnKind.ID
-        return ColumnKind.CATEGORICAL if n_unique <= LOW_CARDINALITY_INTEGER else ColumnKind.INTEGER
+        return ColumnKind.CATEGORICAL if whole_unique <= LOW_CARDINALITY_INTEGER else ColumnKind.INTEGER
     if pd.api.types.is_float_dtype(dtype):
         return ColumnKind.NUMERICAL
     # object / string: booleans stored as objects, otherwise labels or identifiers
@@ -229,6 +270,33 @@ def _infer_kind(series: pd.Series, values: pd.Series) -> ColumnKind:
     if all_distinct:
         return ColumnKind.ID
     return ColumnKind.CATEGORICAL
+
+
+def _whole_categories(whole: ColumnProfile, sampled: list[Any]) -> list[Any]:
+    """The whole table's categories by frequency; when its list was cut at max_categories, the
+    sample's other values follow (in the sample's order)."""
+    categories = list(whole.categories or [])
+    if whole.frequencies_truncated:
+        known = set(categories)
+        categories += [c for c in sampled if c not in known]
+    return categories
+
+
+def _is_numeric(arrow_type: str) -> bool:
+    return arrow_type.startswith(("int", "uint", "double", "float", "halffloat", "decimal"))
+
+
+def _is_temporal(arrow_type: str) -> bool:
+    return arrow_type.startswith(("timestamp", "date"))
+
+
+def _stamp(value: Any, dtype: Any) -> pd.Timestamp:
+    """A profile's min/max as a Timestamp in the column's own zone (naive stays naive)."""
+    stamp = pd.Timestamp(value)
+    tz = getattr(dtype, "tz", None)
+    if tz is not None:
+        return stamp.tz_localize("UTC").tz_convert(tz) if stamp.tzinfo is None else stamp.tz_convert(tz)
+    return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
 
 
 def _is_sequence(values: pd.Series) -> bool:

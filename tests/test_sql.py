@@ -278,3 +278,133 @@ def test_decimal_and_bigint_values_are_typed():
     assert df["d"].dtype == "float64" and df["d"].iloc[0] == 1.1 and pd.isna(df["d"].iloc[1])
     assert df["big"].dtype == "int64" and df["big"].iloc[0] == 2**62
     assert df["nothing"].isna().all()
+
+
+# ---- least privilege: reads cannot write (issue 14, point 7) -----------------------------------------
+
+WRITES_SQLITE = [
+    "DELETE FROM students",
+    "DELETE FROM students RETURNING *",
+    "UPDATE students SET age = 0 RETURNING id",
+    "DROP TABLE students",
+    "INSERT INTO students (id) VALUES (999) RETURNING id",
+]
+
+
+@pytest.mark.parametrize("query", WRITES_SQLITE)
+def test_sqlite_queries_cannot_change_the_source(sqlite_db, query):
+    from synthpipe.flows.io import read_table
+    from synthpipe.flows.io.scan import scan_source
+
+    before = sqlite_db.read_bytes()
+    con = sqlite3.connect(sqlite_db)
+    contents = con.execute("SELECT count(*), sum(age) FROM students").fetchone()
+    con.close()
+    for read in (
+        lambda: read_sql(str(sqlite_db), query=query),
+        lambda: read_table(sqlite_db, query=query),
+        lambda: scan_source(f"sqlite:///{sqlite_db}", query=query),
+    ):
+        with pytest.raises(DataError, match="tries to change the database .*read-only transaction and never modifies them"):
+            read()
+    con = sqlite3.connect(sqlite_db)
+    assert con.execute("SELECT count(*), sum(age) FROM students").fetchone() == contents == (50, 939)
+    con.close()
+    assert sqlite_db.read_bytes() == before
+
+
+def _make_table(pg, prefix: str, columns: str, select: str) -> str:
+    """A fresh table `prefix_<random>` (dropped after the test) filled by `INSERT ... <select>`."""
+    engine, made = pg
+    name = _name(prefix)
+    made.append(name)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {name} ({columns})"))
+        conn.execute(sa.text(f"INSERT INTO {name} {select}"))
+    return name
+
+
+WRITES_POSTGRES = [
+    "DELETE FROM {t}",
+    "DELETE FROM {t} RETURNING *",
+    "WITH d AS (DELETE FROM {t} RETURNING *) SELECT * FROM d",
+    "WITH u AS (UPDATE {t} SET v = 0 RETURNING *) SELECT count(*) FROM u",
+    "SELECT * FROM {t}; DROP TABLE {t}",
+    "CREATE TABLE {t}_copy AS SELECT * FROM {t}",
+    "SELECT nextval('{t}_seq')",  # a SELECT that writes: only the read-only transaction stops it
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", WRITES_POSTGRES)
+def test_postgres_queries_cannot_change_the_source(pg, query):
+    from synthpipe.flows.io.scan import scan_source
+
+    engine, made = pg
+    name = _make_table(pg, "guarded", "id int, v int", "SELECT g, g FROM generate_series(1, 20) g")
+    made.append(f"{name}_copy")
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SEQUENCE {name}_seq OWNED BY {name}.id"))
+    for read in (
+        lambda: read_sql(PG_URL, query=query.format(t=name)),
+        lambda: scan_source(PG_URL, query=query.format(t=name)),
+    ):
+        with pytest.raises(DataError, match="read-only transaction") as info:
+            read()
+        assert "tries to change the database" in str(info.value) and ":***@" in str(info.value)
+        assert "synthpipe@" not in str(info.value).replace(":***@", "")  # no password shown
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*), sum(v) FROM {name}")).one() == (20, 210)
+        assert not sa.inspect(conn).has_table(f"{name}_copy")
+        assert conn.execute(sa.text(f"SELECT last_value, is_called FROM {name}_seq")).one() == (1, False)
+
+
+@pytest.mark.postgres
+def test_postgres_reads_still_work_read_only(pg):
+    from synthpipe.flows.io.scan import scan_source
+
+    name = _make_table(pg, "plain", "id int, label text", "SELECT g, 'l' || (g % 3) FROM generate_series(1, 500) g")
+    result = scan_source(PG_URL, table=name, max_train_rows=100, holdout_fraction=0.2, batch_rows=64)
+    assert result.profile.rows == 500 and len(result.train) == 100 and len(result.holdout) == 25
+    assert result.profile["label"].distinct == 3 and result.profile["id"].max == 500
+    assert result.provenance.source == mask_url(PG_URL) and "synthpipe:synthpipe@" not in result.provenance.source
+    again = scan_source(PG_URL, table=name, max_train_rows=100, holdout_fraction=0.2, batch_rows=500)
+    assert again.profile.content_hash == result.profile.content_hash  # chunking does not change it
+    assert again.train.equals(result.train)
+
+
+def _without_password(url: str) -> str:
+    parsed = sa.engine.make_url(url)
+    return f"postgresql://{parsed.username}@{parsed.host}:{parsed.port or 5432}/{parsed.database}"
+
+
+@pytest.mark.postgres
+def test_postgres_password_from_the_environment(pg, monkeypatch, tmp_path, caplog):
+    name = _make_table(pg, "envpw", "a int", "VALUES (1), (2)")
+    bare = _without_password(PG_URL)
+    password = sa.engine.make_url(PG_URL).password
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))  # only the variable under test
+    monkeypatch.setenv("PGPASSWORD", password)
+    assert read_sql(bare, table=name)["a"].tolist() == [1, 2]
+    monkeypatch.setenv("PGPASSWORD", "Wr0ngFromEnv")
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(DataError, match="password authentication failed") as info:
+            read_sql(bare, table=name, retries=0)
+    assert "Wr0ngFromEnv" not in str(info.value) and all("Wr0ngFromEnv" not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("where", ["PGPASSFILE", "HOME"])
+def test_postgres_password_from_pgpass(pg, monkeypatch, tmp_path, where):
+    name = _make_table(pg, "pgpass", "a int", "VALUES (7)")
+    url = sa.engine.make_url(PG_URL)
+    pgpass = tmp_path / ".pgpass"
+    pgpass.write_text(f"{url.host}:{url.port or 5432}:{url.database}:{url.username}:{url.password}\n")
+    pgpass.chmod(0o600)  # libpq ignores a .pgpass others can read
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    if where == "PGPASSFILE":
+        monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    else:
+        monkeypatch.delenv("PGPASSFILE", raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path))
+    assert read_sql(_without_password(PG_URL), table=name)["a"].tolist() == [7]
