@@ -38,6 +38,7 @@ from torch import nn
 
 from synthpipe.generators import critic as critic_math
 from synthpipe.generators.base import BaseGenerator, Check, TrainConfig
+from synthpipe.generators.categorical import draw_blocks
 from synthpipe.generators.critic import Discriminator, padded_row_dim
 from synthpipe.generators.mode_codec import EncodedTable, ModeSpecificCodec
 from synthpipe.generators.seeding import SeedStream, derive_seed
@@ -113,6 +114,28 @@ class Generator(nn.Module):
 
 def run_folded(layers: list[tuple[torch.Tensor, torch.Tensor, str]], x: torch.Tensor) -> torch.Tensor:
     """The generator in eval mode from `Generator.folded()` weights, activations in place."""
+    return _run_layers(layers, x)
+
+
+def run_folded_conditional(
+    layers: list[tuple[torch.Tensor, torch.Tensor, str]],
+    noise: torch.Tensor,
+    cond_rows: torch.Tensor | None,
+    g: torch.Tensor | None,
+) -> torch.Tensor:
+    """run_folded on [noise | one-hot(g)] without the one-hot: when the first layer does not
+    pass its input on (it is "plain"), one-hot(g) @ W_cond + b is row g of `cond_rows`
+    (W_cond + b), a gather instead of a matrix product over the conditional vector's width
+    (most of the first layer's work on tables with wide categoricals)."""
+    weight, bias, mode = layers[0]
+    if mode != "plain" or len(layers) == 1:
+        raise ValueError("run_folded_conditional needs a plain first hidden layer")
+    first = bias.expand(len(noise), -1) if g is None else cond_rows.index_select(0, g)
+    h = torch.addmm(first, noise, weight[: noise.shape[1]]).relu_()
+    return _run_layers(layers[1:], h)
+
+
+def _run_layers(layers: list[tuple[torch.Tensor, torch.Tensor, str]], x: torch.Tensor) -> torch.Tensor:
     for weight, bias, mode in layers[:-1]:
         h = torch.addmm(bias, x, weight).relu_()
         x = torch.cat([h, x], dim=1) if mode == "concat" else (h.add_(x) if mode == "add" else h)
@@ -238,16 +261,15 @@ class Layout:
         return F.cross_entropy(block, self.cond_cat_of[g])
 
     def decode(self, logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits -> (tanh values, codes drawn from each block's softmax), a group of equal-width
-        blocks at once; one uniform per block by inverse CDF (what argmax of a Gumbel-softmax draws)."""
+        """Logits -> (tanh values, codes drawn exactly from each block's softmax), a group of
+        equal-width blocks at once, one uniform per block (generators/categorical.py)."""
         n = len(logits)
         values = torch.tanh(logits[:, : self.n_values])
-        u = torch.rand(n, self.n_codes, 1, generator=generator, device=logits.device)
+        u = torch.rand(n, self.n_codes, generator=generator, device=logits.device)
         codes = torch.empty(n, self.n_codes, dtype=torch.long, device=logits.device)
         for width, index, start, count in self.width_groups:
             block = logits[:, start : start + width * count].view(n, count, width)
-            cdf = torch.softmax(block, dim=2).cumsum_(2)
-            codes[:, index] = (cdf < u[:, index]).sum(dim=2).clamp_max_(width - 1)
+            codes[:, index] = draw_blocks(block, u[:, index])
         return values, codes
 
     def reconstruct(self, values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -630,18 +652,36 @@ class CTGAN(BaseGenerator):
                 g = torch.where((forced >= 0).any(dim=1), requested.gather(1, best).squeeze(1), g)
         values = torch.empty(n, layout.n_values, device=device)
         codes = torch.empty(n, layout.n_codes, dtype=torch.long, device=device)
-        weights = self.generator_net_.folded()
+        weights, cond_rows = self._folded()
+        emb = self.config.embedding_dim
         for start in range(0, n, GENERATE_CHUNK):
             end = min(start + GENERATE_CHUNK, n)
-            noise = torch.randn(end - start, self.config.embedding_dim, generator=generator, device=device)
-            cond = layout.cond_vector(g[start:end] if g is not None else None, end - start, device)
+            noise = torch.randn(end - start, emb, generator=generator, device=device)
+            part = g[start:end] if g is not None else None
             with self._amp():
-                logits = run_folded(weights, torch.cat([noise, cond], 1))
+                if weights[0][2] == "plain":
+                    logits = run_folded_conditional(weights, noise, cond_rows, part)
+                else:
+                    logits = run_folded(weights, torch.cat([noise, layout.cond_vector(part, end - start, device)], 1))
             values[start:end], codes[start:end] = layout.decode(logits[:, : layout.dense_dim].float(), generator)
         if forced is not None:  # exactness does not depend on the generator agreeing
             cols = layout.cond_code_index
             codes[:, cols] = torch.where(forced >= 0, forced, codes[:, cols])
         return values, codes
+
+    def _folded(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor, str]], torch.Tensor | None]:
+        """Folded sampling weights and the first layer's conditional rows (W_cond + b), cached
+        until a parameter or buffer of the generator changes (tensor version counters)."""
+        net = self.generator_net_
+        key = tuple(t._version for t in (*net.parameters(), *net.buffers()))
+        cached = getattr(self, "_folded_cache", None)
+        if cached is None or cached[0] != key:
+            layers = net.folded()
+            weight, bias, _ = layers[0]
+            emb, width = self.config.embedding_dim, self.layout_.cond_dim
+            cond_rows = (weight[emb : emb + width] + bias).contiguous() if width else None
+            self._folded_cache = cached = (key, layers, cond_rows)
+        return cached[1], cached[2]
 
     def _sample_block(
         self, n: int, generator: torch.Generator, conditions: dict[str, np.ndarray] | None

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthpipe.generators.base import BaseGenerator, TrainConfig
+from synthpipe.generators.categorical import draw_blocks
 from synthpipe.generators.mode_codec import EncodedTable
 
 # ----------------------------------------------------------------------------------------------
@@ -84,6 +85,13 @@ class TVAE(BaseGenerator):
         spans = enc.spans_
         self._value_cols = torch.tensor([s.start for s in spans if not s.is_discrete], device=self.device_)
         self._discrete = [(s.start, s.width, s.index) for s in spans if s.is_discrete]
+        # for sampling: blocks of equal width drawn together, [n, blocks, width] by one gather
+        self._width_groups = []
+        for width in sorted({w for _, w, _ in self._discrete}):
+            group = [(start, index) for start, w, index in self._discrete if w == width]
+            columns = torch.tensor([start + k for start, _ in group for k in range(width)], device=self.device_)
+            codes = torch.tensor([index for _, index in group], device=self.device_)
+            self._width_groups.append((width, columns, codes))
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder_net_, "decoder": self.decoder_net_}
@@ -136,9 +144,9 @@ class TVAE(BaseGenerator):
             noise = torch.randn(n, len(self._value_cols), generator=generator, device=self.device_)
             values = torch.tanh(out[:, self._value_cols]) + noise * self.decoder_net_.log_sigma.exp()
         codes = torch.zeros(n, self.codec_.n_codes_, dtype=torch.long, device=self.device_)
-        for start, width, index in self._discrete:
-            probs = torch.softmax(out[:, start : start + width], dim=1)
-            codes[:, index] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        u = torch.rand(n, self.codec_.n_codes_, generator=generator, device=self.device_)
+        for width, columns, index in self._width_groups:
+            codes[:, index] = draw_blocks(out[:, columns].view(n, len(index), width), u[:, index])
         return EncodedTable(values.cpu().numpy(), codes.cpu().numpy())
 
     # ---- likelihood ------------------------------------------------------------------------------
