@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from synthpipe.generators.seeding import SeedStream, derive_seed, numpy_rng
+from synthpipe.generators import splits
+from synthpipe.generators.seeding import SeedStream, derive_seed
 
 KEY_BLOCK_ROWS = 65_536
 
@@ -95,16 +96,9 @@ class Reservoir:
 
 
 def split_positions(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and holdout positions (sorted) of a table of `n` rows held whole.
-
-    `round(n * fraction)` rows go to the holdout, drawn by one permutation of stream
-    HOLDOUT_SPLIT; with fewer than one holdout row or two training rows there is no holdout.
-    """
-    n_holdout = int(round(n * fraction))
-    if n_holdout < 1 or n - n_holdout < 2:
-        return np.arange(n), np.arange(0)
-    perm = numpy_rng(seed, SeedStream.HOLDOUT_SPLIT).permutation(n)
-    return np.sort(perm[n_holdout:]), np.sort(perm[:n_holdout])
+    """Train and holdout positions (sorted) of a table of `n` rows held whole: the one seeded
+    split of generators/splits.py on stream HOLDOUT_SPLIT."""
+    return splits.split_positions(n, fraction, seed, SeedStream.HOLDOUT_SPLIT)
 
 
 def holdout_capacity(max_train_rows: int, fraction: float) -> int:
