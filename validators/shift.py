@@ -207,14 +207,14 @@ def _covariate_shift(
     )
     if relied:
         summary += "; classifier relies on " + ", ".join(relied)
-    figure = {"name": "shifted_columns", "kind": "shift_bars",
+    figure = {"name": "shifted_columns", "kind": "shift_bars", "title": "Most shifted columns", "caption": summary,
               "columns": table["column"].head(15).tolist(), "psi": table["psi"].head(15).tolist(),
               "importance": table["importance"].head(15).tolist(), "psi_max": config.psi_max}
     return CheckResult(
         name=name, score=auc, threshold=config.covariate_auc_max, passed=passed, summary=summary,
         details=table, figures=[figure], interval=interval, direction="lower",
         extra={
-            "p_value": p_value, "fold_aucs": fold_aucs, "rows_per_side": len(xr),
+            "p_value": p_value, "fold_aucs": fold_aucs, "rows_per_side": len(xr), "rows_seen": len(xs),
             "columns_significant": sig, "columns_psi_exceeded": psi_bad, "auc_passed": auc_ok,
             "ci_method": "stratified bootstrap of out-of-fold predictions",
             "p_value_method": "normal approximation of the label-permutation distribution of the out-of-fold AUC",
@@ -421,8 +421,7 @@ def _concept_shift(
         f"skill ratio {score:.2f} (min {config.concept_ratio_min}); the two models disagree on {disagree:.1%} "
         f"of real rows; scored by {evaluation}"
     )
-    return CheckResult(
-        name=name, score=float(score), threshold=config.concept_ratio_min,
-        passed=gate(float(score), config.concept_ratio_min, "higher"), summary=summary, details=details,
+    return CheckResult.scored(
+        name=name, score=float(score), threshold=config.concept_ratio_min, summary=summary, details=details,
         interval=interval, direction="higher", extra={**extra, "ci_method": "bootstrap of test rows (models fixed)"},
     )
