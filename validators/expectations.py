@@ -245,6 +245,25 @@ def _observed(result: dict) -> str:
     return ""
 
 
+# GX 1.x Data Docs print some observed values unescaped (a table's column list, for one), so a
+# column named <script>...</script> would run in the reader's browser. Every page therefore gets
+# a policy that runs no script at all (GX's own scripts only add table widgets, and come from
+# CDNs that serve anyone's code), loads nothing from elsewhere but styles and fonts, and cannot
+# submit forms or change its base URL.
+DATA_DOCS_CSP = ("default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+                 "frame-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline' https:; font-src 'self' https: data:")
+
+
+def harden_data_docs(root: Path) -> None:
+    """Put `DATA_DOCS_CSP` first in the head of every Data Docs page, before any data value."""
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{DATA_DOCS_CSP}">'
+    for page in root.rglob("*.html"):
+        text = page.read_text(encoding="utf-8", errors="replace").replace("\x00", "\ufffd")
+        head = text.find("<head>")
+        text = text[: head + 6] + meta + text[head + 6:] if head >= 0 else meta + text
+        page.write_text(text, encoding="utf-8")
+
+
 class _Checkpoint:
     """One GX context, suite and checkpoint, run on as many DataFrames as needed (the bounded
     sample, or each streamed batch); with `docs_dir` the runs update Data Docs there."""
@@ -317,6 +336,7 @@ def run_expectations(synthetic: pd.DataFrame, suite: Any, out_dir: str | Path | 
                 target = Path(out_dir) / "data_docs"
                 shutil.rmtree(target, ignore_errors=True)
                 shutil.copytree(site, target)
+                harden_data_docs(target)
                 docs_index = str(target / "index.html")
     finally:
         if workdir:

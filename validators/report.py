@@ -102,7 +102,7 @@ def markdown_summary(report: dict) -> str:
         lines += ["", "Timings: " + ", ".join(f"{k.removesuffix('_s')} {_num(v, 1)} s" for k, v in timings.items())]
     failed = [c for c in report.get("checks", []) if c.get("passed") is False]
     if failed:
-        lines += ["", "Failed:"] + [f"- **{c['name']}**: {c.get('summary', '')}" for c in failed]
+        lines += ["", "Failed:"] + [f"- **{c['name']}**: {_esc(c.get('summary', ''))}" for c in failed]
     return "\n".join(lines) + "\n"
 
 
@@ -120,7 +120,7 @@ def _num(value: Any, digits: int = 3) -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return html.escape(str(value))
+        return _esc(value)
     if not math.isfinite(v):
         return "–"
     if v != 0 and (abs(v) < 10 ** -digits or abs(v) >= 1e6):
@@ -165,7 +165,9 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    """Every value from the data passes here: markup escaped (quotes too, so attribute values are
+    safe), NUL (which HTML parsers drop or mangle) shown as U+FFFD."""
+    return html.escape("" if value is None else str(value)).replace("\x00", "\ufffd")
 
 
 # --------------------------------------------------------------------------------------------
