@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def run_mode(mode: str, directory: Path, reps: int) -> dict:
     train = pd.read_parquet(directory / "train.parquet")
     holdout = pd.read_parquet(directory / "holdout.parquet")
     dataset = ds.dataset(directory / "synthetic", format="parquet")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     kwargs = {}
     if mode == "loaded":
         synthetic = dataset.to_table().to_pandas()
@@ -62,10 +63,11 @@ def run_mode(mode: str, directory: Path, reps: int) -> dict:
             kwargs["synthetic_path"] = directory / "synthetic"
     checks = run_validation(train, synthetic, holdout=holdout, target="cut",
                             config={"bootstrap_reps": reps}, **kwargs)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     seen = {c.name: c.extra.get("rows_seen") for c in checks}
-    return {"mode": mode, "validate_s": round(seconds, 1), "peak_rss_mb": round(rss_mb), "rows_seen": seen}
+    return {"mode": mode, "validate_s": round(seconds, 1), "cpu_s": round(cpu, 1), "peak_rss_mb": round(rss_mb),
+            "load_avg": round(os.getloadavg()[0], 1), "rows_seen": seen}
 
 
 def main() -> None:

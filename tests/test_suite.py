@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from synthpipe.generators.errors import ConfigError
 from synthpipe.validators import (
     ALL_CHECKS,
     CHECKS,
@@ -97,6 +99,15 @@ def test_expectations_json_is_written_once_per_place(acs12, tmp_path):
     other = tmp_path / "elsewhere"
     write_report(other, checks, {})
     assert '"expectations"' in (other / "expectations.json").read_text()
+
+
+def test_one_check_by_name(acs12):
+    from synthpipe.validators import run_check
+
+    copies = run_check("privacy_exact_copies", acs12.iloc[:500], acs12.iloc[:100], config={"bootstrap_reps": 0})
+    assert copies.name == "privacy_exact_copies" and copies.score == 1.0 and copies.passed is False
+    with pytest.raises(ConfigError, match="no_such"):
+        run_check("no_such", acs12, acs12)
 
 
 def test_suite_checks_are_plain_functions(acs12):

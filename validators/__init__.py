@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthpipe.generators.errors import ConfigError
 from synthpipe.generators.schema import TableSchema
 from synthpipe.validators.base import CheckResult, Verdict, verdict
 from synthpipe.validators.config import ValidationConfig
 from synthpipe.validators.suite import ALL_CHECKS, CHECKS, Check, check_config, prepare, run_suite
 
 __all__ = ["ALL_CHECKS", "CHECKS", "Check", "CheckResult", "ValidationConfig", "Verdict", "checks_passed",
-           "run_validation", "verdict"]
+           "run_check", "run_validation", "verdict"]
 
 
 def run_validation(
@@ -50,6 +51,26 @@ def run_validation(
     """
     config = check_config(config, target)
     return run_suite(prepare(real, synthetic, schema, holdout, config, likelihood, synthetic_path))
+
+
+def run_check(
+    name: str,
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema | None = None,
+    *,
+    holdout: pd.DataFrame | None = None,
+    target: str | None = None,
+    config: ValidationConfig | dict | None = None,
+) -> CheckResult:
+    """One check of the suite by name, prepared exactly as in a run: the call for benchmarks and
+    notebooks (`run_check("covariate_shift", real, syn).score` is the classifier two-sample AUC,
+    "privacy_dcr" with a holdout the DCR ratio, "privacy_exact_copies" the copy rate)."""
+    config = check_config(config, target).model_copy(update={"checks": [name]})
+    if name not in ALL_CHECKS:
+        raise ConfigError(f"unknown check {name!r}; choose from {list(ALL_CHECKS)}")
+    results = run_suite(prepare(real, synthetic, schema, holdout, config))
+    return next(r for r in results if r.name == name)
 
 
 def checks_passed(results: list[CheckResult]) -> bool:
