@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-
-import pytest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "acs12.csv"
 
 
-@pytest.fixture(scope="module")
-def prefect_harness(tmp_path_factory):
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+def test_expectations_see_every_row_beyond_the_validation_sample(tmp_path, monkeypatch):
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=240):
-        yield
-
-
-def test_expectations_see_every_row_beyond_the_validation_sample(prefect_harness, tmp_path):
     from synthpipe.flows.pipeline import VALIDATION_ROWS, synthpipe_run
 
     rows = VALIDATION_ROWS + 12_345  # more than the in-memory sample, across splits and part files
     out = tmp_path / "out"
-    synthpipe_run({
-        "source": str(EXAMPLE), "generator": "vae", "rows": rows, "out": str(out), "chunk_rows": 20_000,
-        "params": {"epochs": 1, "progress": False}, "split": {"train": 0.7, "test": 0.3},
-        "checks": {"checks": ["quality", "expectations"], "bootstrap_reps": 5},
-    })
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    with prefect_test_harness(server_startup_timeout=240):
+        synthpipe_run({
+            "source": str(EXAMPLE), "generator": "vae", "rows": rows, "out": str(out), "chunk_rows": 20_000,
+            "params": {"epochs": 1, "progress": False}, "split": {"train": 0.7, "test": 0.3},
+            "checks": {"checks": ["quality", "expectations"], "bootstrap_reps": 5},
+        })
     report = json.loads((out / "report.json").read_text())
     by_name = {c["name"]: c for c in report["checks"]}
     assert by_name["expectations"]["extra"]["rows_seen"] == rows

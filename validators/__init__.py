@@ -12,6 +12,7 @@ the functions that use them. Single checks can be called directly as plain funct
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -53,24 +54,15 @@ def run_validation(
     return run_suite(prepare(real, synthetic, schema, holdout, config, likelihood, synthetic_path))
 
 
-def run_check(
-    name: str,
-    real: pd.DataFrame,
-    synthetic: pd.DataFrame,
-    schema: TableSchema | None = None,
-    *,
-    holdout: pd.DataFrame | None = None,
-    target: str | None = None,
-    config: ValidationConfig | dict | None = None,
-) -> CheckResult:
-    """One check of the suite by name, prepared exactly as in a run: the call for benchmarks and
-    notebooks (`run_check("covariate_shift", real, syn).score` is the classifier two-sample AUC,
-    "privacy_dcr" with a holdout the DCR ratio, "privacy_exact_copies" the copy rate)."""
-    config = check_config(config, target).model_copy(update={"checks": [name]})
+def run_check(name: str, real: pd.DataFrame, synthetic: pd.DataFrame, *args: Any, **options: Any) -> CheckResult:
+    """One check of the suite by name, prepared exactly as in a run (other arguments as for
+    `run_validation`): the call for benchmarks and notebooks. `run_check("covariate_shift",
+    real, syn).score` is the classifier two-sample AUC, "privacy_dcr" with a holdout the DCR
+    ratio, "privacy_exact_copies" the copy rate."""
     if name not in ALL_CHECKS:
         raise ConfigError(f"unknown check {name!r}; choose from {list(ALL_CHECKS)}")
-    results = run_suite(prepare(real, synthetic, schema, holdout, config))
-    return next(r for r in results if r.name == name)
+    config = check_config(options.pop("config", None)).model_copy(update={"checks": [name]})
+    return next(r for r in run_validation(real, synthetic, *args, config=config, **options) if r.name == name)
 
 
 def checks_passed(results: list[CheckResult]) -> bool:
