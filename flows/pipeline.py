@@ -182,7 +182,10 @@ def validate(
     cfg: RunConfig,
     likelihood: dict[str, Any] | None,
     out_dir: Path,
+    synthetic_dir: Path | None = None,
 ) -> list:
+    """Model-based checks on the bounded `synthetic` sample; with `synthetic_dir` (the written
+    dataset) the full-coverage checks stream every emitted row."""
     from synthpipe.validators import run_validation
 
     reached("validate")
@@ -197,6 +200,7 @@ def validate(
         target=cfg.target,
         config=checks_cfg,
         likelihood=likelihood,
+        synthetic_path=synthetic_dir,
     )
 
 
@@ -332,7 +336,7 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
                 written["augmented_rows"] = write_augmented(train_df, stage / "synthetic", stage / "augmented", metadata)
         with _timer(timings, "validate_s"):
             likelihood = held_out_likelihood(model, holdout)
-            checks = validate(train_df, synthetic, schema, holdout, cfg, likelihood, stage)
+            checks = validate(train_df, synthetic, schema, holdout, cfg, likelihood, stage, stage / "synthetic")
         run_info = {
             "synthpipe_version": synthpipe.__version__,
             "generator": cfg.generator,

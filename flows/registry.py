@@ -40,10 +40,11 @@ import pandas as pd
 from synthpipe.flows.io.frames import frame_hash as frame_fingerprint  # the one frame hash
 from synthpipe.flows.outputs import file_lock
 from synthpipe.generators.errors import ConfigError, ModelError
+from synthpipe.validators import drift
+from synthpipe.validators.drift import Correction
 
 FORMAT_VERSION = 1
 SNAPSHOT_ROWS = 5_000  # rows of the training table kept as its profile
-SKIPPED_KINDS = {"id", "constant"}  # minted fresh / fixed: a change in them says nothing about drift
 
 # shift_fn(reference, current, schema_dict) -> (shifted, summary). The reference is the stored sample.
 ShiftFn = Callable[[pd.DataFrame, pd.DataFrame, Mapping[str, Any]], tuple[bool, str]]
@@ -85,9 +86,15 @@ class ModelRegistry:
     """Store, find and choose between trained generators. Safe for concurrent processes."""
 
     def __init__(
-        self, root: str | os.PathLike, *, sample_rows: int = SNAPSHOT_ROWS, lock_timeout_s: float = 600.0
+        self,
+        root: str | os.PathLike,
+        *,
+        sample_rows: int = SNAPSHOT_ROWS,
+        lock_timeout_s: float = 600.0,
+        correction: Correction = "holm",
     ):
         self.root = Path(root)
+        self.correction = correction
         self.sample_rows = sample_rows
         self.lock_timeout_s = lock_timeout_s
         if self.root.exists() and not self.root.is_dir():
@@ -197,7 +204,8 @@ class ModelRegistry:
     ) -> tuple[bool, str]:
         """Reuse `entry`'s model for `new_df`, or retrain? Returns (reused, reason)."""
         return decide_reuse(
-            entry, new_df, shift_fn, fingerprint=fingerprint, seed=0, sample_rows=self.sample_rows
+            entry, new_df, shift_fn, fingerprint=fingerprint, seed=0, sample_rows=self.sample_rows,
+            correction=self.correction,
         )
 
     # ---- internals ----------------------------------------------------------------------------
@@ -228,12 +236,14 @@ def decide_reuse(
     fingerprint: str | None = None,
     seed: int = 0,
     sample_rows: int = SNAPSHOT_ROWS,
+    correction: Correction = "holm",
 ) -> tuple[bool, str]:
     """Reuse `entry`'s model for `new_df`, or retrain? Returns (reused, reason).
 
     In order: no entry -> retrain; identical data (same `fingerprint`, or the same content hash)
     -> reuse, "same data"; columns added, removed or of another dtype -> retrain; then
-    `shift_fn(stored sample, sample of new_df, schema)` (default `default_shift_test`) decides.
+    `shift_fn(stored sample, sample of new_df, schema)` (default `default_shift_test` with
+    `correction`, "bh" or "holm") decides.
     """
     if entry is None:
         return False, "no registered model for this configuration"
@@ -256,7 +266,10 @@ def decide_reuse(
         return False, "column types changed: " + ", ".join(retyped)
     reference = entry.snapshot()
     current = _bounded_sample(new_df, sample_rows, seed)
-    shifted, summary = (shift_fn or default_shift_test)(reference, current, entry.schema)
+    if shift_fn is None:
+        shifted, summary = default_shift_test(reference, current, entry.schema, correction=correction)
+    else:
+        shifted, summary = shift_fn(reference, current, entry.schema)
     if shifted:
         return False, f"distribution shift: {summary}"
     return True, f"no shift: {summary}"
@@ -269,51 +282,25 @@ def default_shift_test(
     *,
     alpha: float = 0.01,
     min_effect: float = 0.05,
+    correction: Correction = "holm",
 ) -> tuple[bool, str]:
-    """Per-column two-sample tests with a Bonferroni correction.
+    """Per-column two-sample tests (`validators.drift`, the shift checks' own tests), corrected
+    for multiple testing by `correction`.
 
     Numerical, integer and datetime columns: Kolmogorov-Smirnov on the non-null values;
     categorical and boolean columns: chi-squared on the category counts (null as a category);
     every nullable column: chi-squared on the null rate. A column counts as shifted only if its
-    p-value is below alpha / (number of tests) *and* its effect (KS statistic, or total variation
-    distance between the shares) is at least `min_effect`, so that a large table does not retrain
-    on differences too small to matter. Returns (shifted, summary naming the worst columns).
+    adjusted p-value is below alpha *and* its effect (KS statistic, or total variation distance
+    between the shares) is at least `min_effect`, so that a large table does not retrain on
+    differences too small to matter. Holm by default: "retrain when any column moved" is a
+    family-wise question, and Holm controls the family-wise error as Bonferroni did while never
+    rejecting less. Returns (shifted, summary naming the worst columns).
     """
-    from scipy import stats
-
-    results: list[tuple[str, str, float, float]] = []  # column, test, p-value, effect
-    for column in schema.get("columns", []):
-        name, kind = column["name"], column["kind"]
-        if kind in SKIPPED_KINDS or name not in reference.columns or name not in current.columns:
-            continue
-        ref, cur = reference[name], current[name]
-        if kind in ("numerical", "integer", "datetime"):
-            a, b = _numeric(ref), _numeric(cur)
-            if len(a) >= 2 and len(b) >= 2:
-                ks = stats.ks_2samp(a, b)
-                results.append((name, "KS", float(ks.pvalue), float(ks.statistic)))
-            if ref.isna().any() or cur.isna().any():
-                results.append((name, "null rate", *_chi2(ref.isna().to_numpy(), cur.isna().to_numpy())))
-        else:
-            results.append((name, "chi-squared", *_chi2(_labels(ref), _labels(cur))))
-    if not results:
+    tests = drift.column_tests(reference, current, schema.get("columns", []))
+    if not tests:
         return False, "no comparable columns"
-    cutoff = alpha / len(results)
-    flagged = sorted(
-        (r for r in results if r[2] < cutoff and r[3] >= min_effect), key=lambda r: (r[2], -r[3])
-    )
-    if flagged:
-        shown = ", ".join(f"{c} ({t} p={p:.2g}, effect={e:.3f})" for c, t, p, e in flagged[:5])
-        more = f" and {len(flagged) - 5} more" if len(flagged) > 5 else ""
-        return (
-            True,
-            f"{len(flagged)} of {len(results)} tests shifted at Bonferroni alpha={alpha:g}: {shown}{more}",
-        )
-    worst = min(results, key=lambda r: r[2])
-    return False, (
-        f"{len(results)} column tests, none shifted at Bonferroni alpha={alpha:g} "
-        f"(smallest p={worst[2]:.2g} for {worst[0]})"
-    )
+    report = drift.decide(tests, correction, alpha, min_effect)
+    return report.any_shifted, report.summary()
 
 
 def make_config_key(parts: Mapping[str, Any]) -> str:
@@ -333,40 +320,6 @@ def _bounded_sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     if len(df) <= n:
         return df.reset_index(drop=True)
     return df.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
-
-
-def _numeric(series: pd.Series) -> np.ndarray:
-    values = series.dropna()
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values.astype("int64").to_numpy(dtype=float)
-    if values.dtype == object:
-        converted = pd.to_datetime(values, errors="coerce", utc=True)
-        if converted.notna().all():
-            return converted.astype("int64").to_numpy(dtype=float)
-    return pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
-
-
-def _labels(series: pd.Series) -> np.ndarray:
-    return series.astype(object).where(series.notna(), "<null>").astype(str).to_numpy()
-
-
-def _chi2(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(p-value, total variation distance) of a chi-squared test that a and b share one distribution."""
-    from scipy import stats
-
-    categories, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
-    if len(categories) < 2 or len(a) == 0 or len(b) == 0:
-        return 1.0, 0.0
-    counts = np.stack(
-        [
-            np.bincount(codes[: len(a)], minlength=len(categories)),
-            np.bincount(codes[len(a) :], minlength=len(categories)),
-        ]
-    )
-    counts = counts[:, counts.sum(axis=0) > 0]
-    p_value = float(stats.chi2_contingency(counts, correction=False).pvalue)
-    shares = counts / counts.sum(axis=1, keepdims=True)
-    return p_value, float(0.5 * np.abs(shares[0] - shares[1]).sum())
 
 
 def _write_snapshot(sample: pd.DataFrame, path: Path) -> None:

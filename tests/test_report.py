@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from synthpipe.generators.errors import ConfigError, DataError
@@ -162,3 +165,96 @@ def test_report_renders_in_headless_chromium(validated, tmp_path, chromium):
     banner = np.array([0x2E, 0x7D, 0x32] if report["passed"] else [0xC6, 0x28, 0x28], dtype=float)
     top = pixels[:250].reshape(-1, 3)
     assert (np.abs(top - banner).sum(axis=1) < 30).mean() > 0.05  # the verdict banner is on screen, at the top
+
+
+HOSTILE_SCRIPT = "<script>document.title='XSS-RAN'</script>"
+HOSTILE_IMG = "\"><img src=x onerror=document.title='XSS-RAN'>"
+HOSTILE_VALUES = [HOSTILE_IMG, "=cmd|' /C calc'!A0", "../../etc/passwd", "nul\x00byte", HOSTILE_SCRIPT]
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory):
+    """A table whose column names and categories are markup, formulas, paths and NUL bytes."""
+    root = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(0)
+    n = 400
+    table = pd.DataFrame({HOSTILE_SCRIPT: rng.choice(HOSTILE_VALUES, n), HOSTILE_IMG: rng.normal(0, 1, n),
+                          "../../etc/passwd": rng.integers(0, 9, n), "nul\x00col": rng.choice(["a", "b"], n)})
+    out = root / "out"
+    checks = run_validation(table.iloc[:200], table.iloc[200:], config={
+        "bootstrap_reps": 5, "cv_folds": 2, "out_dir": out,
+        "checks": ["quality", "covariate_shift", "privacy_exact_copies", "expectations"]})
+    report = write_report(out, checks, {"source": {"path": "t.csv", "infinities": {HOSTILE_SCRIPT: 3, "b": 0}}})
+    return root, out, report
+
+
+def _dump_dom(path, profile) -> str:
+    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+               "--dump-dom", path.resolve().as_uri()]
+    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+class _Elements(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag):
+        self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+
+
+def _parse(dom: str) -> _Elements:
+    parsed = _Elements()
+    parsed.feed(dom)
+    return parsed
+
+
+def test_non_finite_counts_are_reported(hostile_report):
+    _, out, report = hostile_report
+    assert report["non_finite"] == {HOSTILE_SCRIPT: 3}
+    assert json.loads((out / "report.json").read_text())["non_finite"] == {HOSTILE_SCRIPT: 3}
+    page = (out / "report.html").read_text()
+    assert "<h2>Non-finite source values</h2>" in page and html.escape(HOSTILE_SCRIPT) in page
+
+
+def test_no_path_is_built_from_a_data_value(hostile_report):
+    root, out, _ = hostile_report
+    assert [p.name for p in root.iterdir()] == ["out"]  # nothing written beside the output
+    written = [p.relative_to(out).as_posix() for p in out.rglob("*")]
+    assert {"report.json", "report.html", "expectations.json", "data_docs/index.html"} <= set(written)
+    for name in written:
+        assert not any(part in name for part in ("etc", "passwd", "script", "img", "cmd", "nul")), name
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (.ci/run installs it)")
+def test_no_injected_script_runs_in_report_or_data_docs(hostile_report, tmp_path):
+    _, out, report = hostile_report
+    # the detector works: the same payloads in a page that does not escape them do run
+    control = tmp_path / "control.html"
+    control.write_text(f"<html><head><title>control</title></head><body>{HOSTILE_SCRIPT}{HOSTILE_IMG}</body></html>")
+    assert _parse(_dump_dom(control, tmp_path / "p0")).title == "XSS-RAN"
+
+    dom = _dump_dom(out / "report.html", tmp_path / "p1")
+    page = _parse(dom)
+    assert page.title == f"synthpipe report: {'PASS' if report['passed'] else 'FAIL'}"
+    assert not [t for t, _ in page.tags if t in ("script", "iframe", "object", "embed")]
+    assert not [(t, a) for t, a in page.tags if any(k.startswith("on") for k in a)]
+    assert all(a.get("src", "").startswith("data:image/png;base64,") for t, a in page.tags if t == "img")
+    assert HOSTILE_SCRIPT in html.unescape(dom) and "=cmd|' /C calc'!A0" in html.unescape(dom)  # shown as text
+
+    pages = sorted((out / "data_docs").rglob("*.html"))
+    assert len(pages) >= 3  # index, the suite, the validation run
+    for k, docs_page in enumerate(pages):
+        assert "XSS-RAN" not in _parse(_dump_dom(docs_page, tmp_path / f"d{k}")).title, docs_page

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
+
+from synthpipe.generators.serialize import to_jsonable
 
 
 @dataclass
@@ -39,6 +40,14 @@ class CheckResult:
     interval: tuple[float, float] | None = None
     direction: str = "higher"  # is a higher score better?
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def scored(cls, name: str, score: float, threshold: float | None, summary: str, *,
+               direction: str = "higher", **fields: Any) -> CheckResult:
+        """A check whose verdict is its score against its threshold, nothing more: `passed` is
+        `gate(score, threshold, direction)`, so it cannot disagree with the numbers shown."""
+        return cls(name=name, score=score, threshold=threshold, passed=gate(score, threshold, direction),
+                   summary=summary, direction=direction, **fields)
 
     @property
     def gated(self) -> bool:
@@ -82,6 +91,31 @@ def gate(score: float, threshold: float | None, direction: str) -> bool | None:
     return bool(score >= threshold) if direction == "higher" else bool(score <= threshold)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The run's verdict over its checks: the one place pass/fail is decided (report.json, the
+    HTML page, the CLI's exit code and `checks_passed` all read it)."""
+
+    passed: bool
+    gated: list[str]
+    failed: list[str]
+    not_applicable: list[str]
+
+
+def verdict(checks: list[CheckResult]) -> Verdict:
+    """Passed when every gated check passed; checks without a gate (passed None) never fail a run."""
+    gated = [c for c in checks if c.passed is not None]
+    return Verdict(
+        passed=all(c.passed for c in gated),
+        gated=[c.name for c in gated],
+        failed=[c.name for c in gated if not c.passed],
+        not_applicable=[c.name for c in checks if c.passed is None and c.extra.get("applicable") is False],
+    )
+
+
+NEEDS_HOLDOUT = "needs a holdout table (real rows the generator never saw)"
+
+
 def not_applicable(name: str, reason: str, direction: str = "higher", threshold: float | None = None) -> CheckResult:
     """A check that cannot run on these inputs (e.g. needs a holdout): reported, never gated."""
     return CheckResult(
@@ -114,28 +148,5 @@ def limited_threads(threads: int | None) -> Iterator[None]:
 
 
 def jsonable(value: Any) -> Any:
-    """Convert numpy/pandas values to JSON types; NaN and infinities become None."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, pd.DataFrame):
-        return [{str(k): jsonable(v) for k, v in r.items()} for r in value.to_dict(orient="records")]
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, pd.Timestamp | np.datetime64):
-        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
+    """Strict JSON (NaN and infinities become None): `generators.serialize.to_jsonable` with `finite`."""
+    return to_jsonable(value, finite=True)

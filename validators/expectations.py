@@ -26,7 +26,7 @@ import pandas as pd
 
 from synthpipe.generators.errors import ConfigError
 from synthpipe.generators.schema import ColumnKind, TableSchema, infer_schema
-from synthpipe.validators.base import CheckResult, gate, jsonable
+from synthpipe.validators.base import CheckResult, jsonable
 from synthpipe.validators.config import ValidationConfig
 
 SUITE_NAME = "synthpipe_source_profile"
@@ -245,34 +245,90 @@ def _observed(result: dict) -> str:
     return ""
 
 
+# GX 1.x Data Docs print some observed values unescaped (a table's column list, for one), so a
+# column named <script>...</script> would run in the reader's browser. Every page therefore gets
+# a policy that runs no script at all (GX's own scripts only add table widgets, and come from
+# CDNs that serve anyone's code), loads nothing from elsewhere but styles and fonts, and cannot
+# submit forms or change its base URL.
+DATA_DOCS_CSP = ("default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+                 "frame-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline' https:; font-src 'self' https: data:")
+
+
+def harden_data_docs(root: Path) -> None:
+    """Put `DATA_DOCS_CSP` first in the head of every Data Docs page, before any data value."""
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{DATA_DOCS_CSP}">'
+    for page in root.rglob("*.html"):
+        text = page.read_text(encoding="utf-8", errors="replace").replace("\x00", "\ufffd")
+        head = text.find("<head>")
+        text = text[: head + 6] + meta + text[head + 6:] if head >= 0 else meta + text
+        page.write_text(text, encoding="utf-8")
+
+
+class _Checkpoint:
+    """One GX context, suite and checkpoint, run on as many DataFrames as needed (the bounded
+    sample, or each streamed batch); with `docs_dir` the runs update Data Docs there."""
+
+    def __init__(self, data: dict, docs_dir: Path | None = None):
+        import great_expectations as gx
+
+        self.workdir = docs_dir
+        context = _context(docs_dir)
+        batch = (context.data_sources.add_pandas("synthetic").add_dataframe_asset("synthetic_table")
+                 .add_batch_definition_whole_dataframe("whole_table"))
+        self.suite = context.suites.add(suite_from_dict(data))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name="synthetic_vs_source_profile", data=batch, suite=self.suite))
+        actions = []
+        if docs_dir:
+            from great_expectations.checkpoint import UpdateDataDocsAction
+
+            actions = [UpdateDataDocsAction(name="data_docs")]
+        self.checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name="synthpipe_expectations", validation_definitions=[definition], actions=actions,
+            result_format={"result_format": "SUMMARY"}))
+
+    def run(self, frame: pd.DataFrame) -> list:
+        outcome = self.checkpoint.run(batch_parameters={"dataframe": gx_frame(frame)})
+        return [r for validation in outcome.run_results.values() for r in validation.results]
+
+
+def _stream(data: dict, synthetic_path: str | Path, batch_rows: int) -> tuple[dict[str, list[dict]], int, int]:
+    """Run the suite on every batch of the dataset; (merged results by key, rows, batches).
+
+    Expectations recomputed from streamed statistics (means, spreads, modes, uniqueness) are
+    left out of the per-batch GX runs, which then cost less."""
+    from synthpipe.validators.streaming import STREAMED_STATS, SuiteStream, dataset_batches, key
+
+    stream = SuiteStream([{"type": e.configuration.type, "kwargs": dict(e.configuration.kwargs)}
+                          for e in suite_from_dict(data).expectations])
+    per_batch = [e for e in data.get("expectations", []) if e.get("type") not in STREAMED_STATS]
+    runner = _Checkpoint({**data, "expectations": per_batch}) if per_batch else None
+    for frame in dataset_batches(synthetic_path, batch_rows):
+        frame = gx_frame(frame)
+        results = runner.run(frame) if runner else []
+        stream.add(frame, [(key(r.expectation_config.type, r.expectation_config.kwargs), bool(r.success),
+                            dict(r.result or {})) for r in results])
+    return stream.results(), stream.rows, stream.batches
+
+
 def run_expectations(synthetic: pd.DataFrame, suite: Any, out_dir: str | Path | None = None,
-                     config: ValidationConfig | None = None) -> CheckResult:
-    """Validate `synthetic` against `suite` through a GX Checkpoint: the check `expectations`.
+                     config: ValidationConfig | None = None, synthetic_path: str | Path | None = None) -> CheckResult:
+    """Validate the synthetic table against `suite` through a GX Checkpoint: the check `expectations`.
 
     The score is the share of expectations met; the gate is `expectations_min` (every one by
-    default). With `out_dir`, GX Data Docs for the run are copied to `out_dir/data_docs/`.
+    default). With `synthetic_path` (the synthetic Parquet dataset directory) the suite runs on
+    every row, streamed batch by batch and merged (see streaming.py); `synthetic` is then the
+    bounded sample, used for the Data Docs and for aggregate expectations that cannot be merged.
+    Each expectation's `rows_seen` says which. With `out_dir`, GX Data Docs (of the run on
+    `synthetic`) are copied to `out_dir/data_docs/`.
     """
-    import great_expectations as gx
+    from synthpipe.validators.streaming import key
 
     config = config or ValidationConfig()
     data = _strip_ids(suite if isinstance(suite, dict) else suite.to_json_dict())
     workdir = Path(tempfile.mkdtemp(prefix="synthpipe-gx-")) if out_dir else None
     try:
-        context = _context(workdir)
-        batch = (context.data_sources.add_pandas("synthetic").add_dataframe_asset("synthetic_table")
-                 .add_batch_definition_whole_dataframe("whole_table"))
-        gx_suite = context.suites.add(suite_from_dict(data))
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name="synthetic_vs_source_profile", data=batch, suite=gx_suite))
-        actions = []
-        if workdir:
-            from great_expectations.checkpoint import UpdateDataDocsAction
-
-            actions = [UpdateDataDocsAction(name="data_docs")]
-        checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name="synthpipe_expectations", validation_definitions=[definition], actions=actions,
-            result_format={"result_format": "SUMMARY"}))
-        outcome = checkpoint.run(batch_parameters={"dataframe": gx_frame(synthetic)})
+        sample_results = _Checkpoint(data, workdir).run(synthetic)
         docs_index = None
         if workdir and out_dir:
             site = workdir / "gx" / "uncommitted" / "data_docs" / "local_site"
@@ -280,40 +336,83 @@ def run_expectations(synthetic: pd.DataFrame, suite: Any, out_dir: str | Path | 
                 target = Path(out_dir) / "data_docs"
                 shutil.rmtree(target, ignore_errors=True)
                 shutil.copytree(site, target)
+                harden_data_docs(target)
                 docs_index = str(target / "index.html")
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+    merged, streamed_rows, batches = ({}, 0, 0)
+    if synthetic_path is not None:
+        merged, streamed_rows, batches = _stream(data, synthetic_path, config.stream_batch_rows)
 
     rows = []
-    for validation in outcome.run_results.values():
-        for r in validation.results:
-            cfg = r.expectation_config
-            kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "column")}
-            exception = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
-            rows.append({
-                "success": bool(r.success),
-                "expectation": cfg.type,
-                "column": cfg.kwargs.get("column"),
-                "observed": _observed(r.result or {}) or (exception or ""),
-                "expected": json.dumps(jsonable(kwargs))[:300],
-                "why": (cfg.meta or {}).get("why", ""),
-            })
-    details = pd.DataFrame(rows, columns=["success", "expectation", "column", "observed", "expected", "why"])
+    for r in sample_results:
+        cfg = r.expectation_config
+        kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "column")}
+        exception = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
+        whole = merged.get(key(cfg.type, cfg.kwargs)) or []
+        full = whole.pop(0) if whole else None
+        rows.append({
+            "success": bool(full["success"]) if full else bool(r.success),
+            "expectation": cfg.type,
+            "column": cfg.kwargs.get("column"),
+            "observed": (_observed({"observed_value": full["observed"]}) if full and not isinstance(full["observed"], str)
+                         else full["observed"] if full else _observed(r.result or {}) or (exception or "")),
+            "expected": json.dumps(jsonable(kwargs))[:300],
+            "rows_seen": int(full["rows_seen"]) if full else len(synthetic),
+            "why": (cfg.meta or {}).get("why", ""),
+        })
+    details = pd.DataFrame(rows, columns=["success", "expectation", "column", "observed", "expected", "rows_seen", "why"])
     details = details.sort_values("success", kind="stable").reset_index(drop=True)
     n = len(details)
     met = int(details["success"].sum()) if n else 0
     score = met / n if n else 1.0
     failed = details[~details["success"]]
+    total = streamed_rows if synthetic_path is not None else len(synthetic)
     summary = f"{met} of {n} expectations met"
+    summary += f" over all {total:,} synthetic rows (streamed in {batches} batches)" if synthetic_path is not None \
+        else f" over {total:,} synthetic rows"
+    sampled = details.loc[details["rows_seen"] < total, "expectation"].tolist()
+    if sampled:
+        summary += f"; {len(sampled)} aggregate expectation(s) checked on a sample only"
     if len(failed):
         listed = [f"{e.removeprefix('expect_')} on {c}" if c else e.removeprefix("expect_")
                   for e, c in zip(failed["expectation"], failed["column"])]
         summary += "; failed: " + "; ".join(listed[:6]) + (f" (+{len(listed) - 6} more)" if len(listed) > 6 else "")
-    return CheckResult(
-        name="expectations", score=score, threshold=config.expectations_min,
-        passed=gate(score, config.expectations_min, "higher"), summary=summary, details=details,
+    return CheckResult.scored(
+        name="expectations", score=score, threshold=config.expectations_min, summary=summary, details=details,
         direction="higher",
         extra={"data_docs": docs_index, "n_expectations": n, "n_failed": n - met,
-               "failed_columns": sorted({str(c) for c in failed["column"].dropna()})},
+               "failed_columns": sorted({str(c) for c in failed["column"].dropna()}),
+               "rows_seen": total, "coverage": "stream" if synthetic_path is not None else "all",
+               "rows_seen_min": int(details["rows_seen"].min()) if n else total,
+               "sampled_expectations": sampled,
+               "data_docs_rows": len(synthetic)},
     )
+
+
+def expectations_check(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: TableSchema,
+    config: ValidationConfig,
+    holdout: pd.DataFrame | None = None,
+    synthetic_path: str | Path | None = None,
+) -> CheckResult:
+    """The suite check of a run: profiled from the whole source (training + holdout rows), so its
+    ranges and category sets are the source's, the same bounds the generator's schema was
+    inferred with (or the user's suite, `expectations_suite`), run on every synthetic row.
+
+    The suite is written once per place: into `config.out_dir` here, and by write_report into
+    the report's directory when that is another one (`extra["_files"]`, `extra["_written"]`).
+    """
+    source = pd.concat([real, holdout], ignore_index=True) if holdout is not None else real
+    suite = load_suite(config.expectations_suite) if config.expectations_suite else build_suite(source, schema, config)
+    written = {}
+    if config.out_dir is not None:
+        written["expectations.json"] = str(save_suite(suite, Path(config.out_dir) / "expectations.json").resolve())
+    result = run_expectations(synthetic, suite, config.out_dir, config, synthetic_path=synthetic_path)
+    result.extra["suite"] = str(config.expectations_suite) if config.expectations_suite else "profiled from the source table"
+    result.extra["_files"] = {"expectations.json": suite_json(suite)}
+    result.extra["_written"] = written
+    return result

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.schema import ColumnKind, TableSchema
-from synthpipe.validators.base import CheckResult, gate
+from synthpipe.validators.base import CheckResult
 from synthpipe.validators.config import ValidationConfig
 from synthpipe.validators.encoding import NUMERIC_KINDS, labels, numeric_values
 from synthpipe.validators.stats import bootstrap_mean, percentile_interval
@@ -135,11 +135,10 @@ def quality_check(
     worst = shapes.sort_values("Score").head(3)
     if len(worst):
         summary += "; weakest shapes: " + ", ".join(f"{c} {s:.2f}" for c, s in zip(worst["Column"], worst["Score"]))
-    return CheckResult(
+    return CheckResult.scored(
         name="quality",
         score=score,
         threshold=config.quality_min,
-        passed=gate(score, config.quality_min, "higher"),
         summary=summary,
         details=details,
         interval=interval,
@@ -191,11 +190,10 @@ def diagnostic_check(
         summary += "; below 1: " + ", ".join(f"{c or '-'} {m} {s:.3f}" for c, m, s in zip(bad["column"], bad["metric"], bad["score"]))
     else:
         summary += "; every column valid, structure matches"
-    return CheckResult(
+    return CheckResult.scored(
         name="diagnostic",
         score=score,
         threshold=config.diagnostic_min,
-        passed=gate(score, config.diagnostic_min, "higher"),
         summary=summary,
         details=details.reset_index(drop=True),
         interval=interval,
@@ -203,6 +201,12 @@ def diagnostic_check(
         extra={"properties": dict(zip(properties["Property"], properties["Score"])),
                "ci_method": "bootstrap over per-column validity scores"},
     )
+
+
+THEIS_NOTE = (
+    "A good held-out likelihood and good samples can disagree: likelihood rewards covering every "
+    "real row, not producing realistic ones (Theis, van den Oord and Bethge, 2015)."
+)
 
 
 def likelihood_check(likelihood: dict[str, Any], config: ValidationConfig) -> CheckResult:
@@ -235,6 +239,6 @@ def likelihood_check(likelihood: dict[str, Any], config: ValidationConfig) -> Ch
         details=details,
         interval=interval,
         direction="higher",
-        extra={"kind": kind, "n_rows": int(len(finite)), "n_columns": n_columns,
+        extra={"kind": kind, "n_rows": int(len(finite)), "n_columns": n_columns, "note": THEIS_NOTE,
                "nats_per_column": score / n_columns if n_columns else None},
     )

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.schema import ColumnSchema
-from synthpipe.validators.base import CheckResult, gate, limited_threads, not_applicable
+from synthpipe.validators.base import NEEDS_HOLDOUT, CheckResult, limited_threads, not_applicable
 from synthpipe.validators.config import ValidationConfig
 from synthpipe.validators.encoding import distance_features, row_keys, subsample
 from synthpipe.validators.stats import auc_from_scores, bootstrap, bootstrap_auc
@@ -73,8 +73,8 @@ def exact_copies(
     details = None
     if n_copied:
         details = synthetic.loc[copied, [c.name for c in columns]].head(20).reset_index(drop=True)
-    return CheckResult(
-        name=name, score=rate, threshold=threshold, passed=gate(rate, threshold, "lower"), summary=summary,
+    return CheckResult.scored(
+        name=name, score=rate, threshold=threshold, summary=summary,
         details=details, interval=interval, direction="lower",
         extra={"copied_rows": n_copied, "natural_rate": natural, "natural_source": natural_source,
                "excess_allowed": config.exact_copy_max, "columns": [c.name for c in columns],
@@ -118,7 +118,7 @@ def _distance_checks(
     holdout: pd.DataFrame | None,
 ) -> list[CheckResult]:
     if holdout is None or len(holdout) == 0:
-        reason = "needs a holdout table (real rows the generator never saw)"
+        reason = NEEDS_HOLDOUT
         return [not_applicable("privacy_dcr", reason, "higher", config.dcr_ratio_min),
                 not_applicable("privacy_membership", reason, "lower", config.membership_auc_max)]
     if not columns:
@@ -152,13 +152,14 @@ def _distance_checks(
     edges = np.linspace(0, hi, 41)
     figure = {
         "name": "dcr_histogram", "kind": "dcr_histogram", "edges": edges.tolist(),
+        "title": "Distance to closest record",
+        "caption": "Distances of synthetic and of holdout rows to their closest training row (standardised).",
         "synthetic": np.histogram(np.clip(dcr_syn, 0, hi), edges)[0].tolist(),
         "holdout": np.histogram(np.clip(dcr_hold, 0, hi), edges)[0].tolist(),
     }
     rows = {"train_reference": len(train_ref), "synthetic_queries": len(syn_q), "holdout_queries": len(hold_q)}
-    dcr = CheckResult(
+    dcr = CheckResult.scored(
         name="privacy_dcr", score=dcr_ratio, threshold=config.dcr_ratio_min,
-        passed=gate(dcr_ratio, config.dcr_ratio_min, "higher"),
         summary=(
             f"mean distance to closest training record: synthetic {dcr_syn.mean():.3f} vs holdout {dcr_hold.mean():.3f} "
             f"(ratio {dcr_ratio:.2f}, min {config.dcr_ratio_min}); NNDR synthetic {nndr_syn.mean():.2f} vs "
@@ -166,6 +167,7 @@ def _distance_checks(
         ),
         details=details, figures=[figure], interval=interval, direction="higher",
         extra={"nndr_synthetic": float(nndr_syn.mean()), "nndr_holdout": float(nndr_hold.mean()), "rows": rows,
+               "rows_seen": len(syn_q),
                "encoding": "robust z-scores for numbers (+ null flags), one-hot/sqrt(2) for categories"},
     )
 
@@ -178,15 +180,15 @@ def _distance_checks(
     scores = -np.r_[d_train[:, 0], d_hold2[:, 0]]  # closer means "was in training"
     auc = auc_from_scores(labels, scores)
     m_interval = bootstrap_auc(labels, scores, config.bootstrap_reps, rng, config.confidence)
-    membership = CheckResult(
+    membership = CheckResult.scored(
         name="privacy_membership", score=auc, threshold=config.membership_auc_max,
-        passed=gate(auc, config.membership_auc_max, "lower"),
         summary=(
             f"distance-based membership attack AUC {auc:.3f} (max {config.membership_auc_max}; 0.5 reveals nothing): "
             f"training rows sit {d_train[:, 0].mean():.3f} from the synthetic set, holdout rows {d_hold2[:, 0].mean():.3f}"
         ),
         interval=m_interval, direction="lower",
         extra={"rows": {"train_queries": len(train_q), "holdout_queries": len(hold_q), "synthetic_reference": len(syn_ref)},
+               "rows_seen": len(syn_ref),
                "attack": "score = -distance to the closest synthetic row"},
     )
     return [dcr, membership]

@@ -21,15 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from synthpipe.validators.base import CheckResult, jsonable
+from synthpipe.validators.base import CheckResult, jsonable, verdict
 
 REAL_COLOR = "#4c72b0"
 SYNTHETIC_COLOR = "#dd8452"
 MAX_DETAIL_ROWS_HTML = 60
-THEIS_NOTE = (
-    "A good held-out likelihood and good samples can disagree: likelihood rewards covering every "
-    "real row, not producing realistic ones (Theis, van den Oord and Bethge, 2015)."
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -37,14 +33,29 @@ THEIS_NOTE = (
 
 
 def build_report(checks: list[CheckResult], run_info: dict | None = None) -> dict:
-    """The report.json dict: run info, the overall verdict and every check."""
-    gated = [c for c in checks if c.passed is not None]
+    """The report.json dict: run info, the overall verdict, non-finite source values and every check."""
+    result = verdict(checks)
     report = dict(jsonable(run_info or {}))
     report.setdefault("generated_at", datetime.now(UTC).isoformat(timespec="seconds"))
-    report["passed"] = all(c.passed for c in gated)
-    report["failed_checks"] = [c.name for c in gated if not c.passed]
+    report["passed"] = result.passed
+    report["failed_checks"] = result.failed
+    non_finite = non_finite_counts(report)
+    if non_finite:
+        report["non_finite"] = non_finite
     report["checks"] = [c.to_dict() for c in checks]
     return report
+
+
+def non_finite_counts(run_info: dict) -> dict[str, int]:
+    """Per-column counts of inf / -inf in the source (treated as nulls by ingest), when the run
+    info carries them: `source.infinities` (provenance) or `profile.infinities`."""
+    found: dict[str, int] = {}
+    for holder in (run_info.get("source"), run_info.get("profile")):
+        counts = holder.get("infinities") if isinstance(holder, dict) else None
+        for column, count in (counts.items() if isinstance(counts, dict) else ()):
+            if isinstance(count, int | float) and not isinstance(count, bool) and count:
+                found[str(column)] = max(found.get(str(column), 0), int(count))
+    return found
 
 
 def write_report(
@@ -59,8 +70,12 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = build_report(checks, run_info)
     for check in checks:
+        written = check.extra.get("_written") or {}
         for name, text in (check.extra.get("_files") or {}).items():
-            (out_dir / Path(name).name).write_text(text if isinstance(text, str) else json.dumps(jsonable(text), indent=2))
+            target = out_dir / Path(name).name
+            if written.get(name) == str(target.resolve()):
+                continue  # the check already wrote this very file
+            target.write_text(text if isinstance(text, str) else json.dumps(jsonable(text), indent=2))
     (out_dir / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False))
     (out_dir / "report.html").write_text(render_html(report, checks, history, out_dir), encoding="utf-8")
     return report
@@ -87,7 +102,7 @@ def markdown_summary(report: dict) -> str:
         lines += ["", "Timings: " + ", ".join(f"{k.removesuffix('_s')} {_num(v, 1)} s" for k, v in timings.items())]
     failed = [c for c in report.get("checks", []) if c.get("passed") is False]
     if failed:
-        lines += ["", "Failed:"] + [f"- **{c['name']}**: {c.get('summary', '')}" for c in failed]
+        lines += ["", "Failed:"] + [f"- **{c['name']}**: {_esc(c.get('summary', ''))}" for c in failed]
     return "\n".join(lines) + "\n"
 
 
@@ -105,7 +120,7 @@ def _num(value: Any, digits: int = 3) -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return html.escape(str(value))
+        return _esc(value)
     if not math.isfinite(v):
         return "–"
     if v != 0 and (abs(v) < 10 ** -digits or abs(v) >= 1e6):
@@ -150,7 +165,9 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    """Every value from the data passes here: markup escaped (quotes too, so attribute values are
+    safe), NUL (which HTML parsers drop or mangle) shown as U+FFFD."""
+    return html.escape("" if value is None else str(value)).replace("\x00", "\ufffd")
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,95 +396,55 @@ def _img(src: str | None, alt: str) -> str:
 def render_html(
     report: dict, checks: list[CheckResult], history: dict[str, list[float]] | None = None, out_dir: Path | None = None
 ) -> str:
-    """The self-contained page (`out_dir`, where it will live, makes links to Data Docs relative)."""
-    passed = bool(report.get("passed"))
-    by_name = {c.name: c for c in checks}
-    gated = [c for c in checks if c.passed is not None]
-    failed = [c for c in gated if not c.passed]
-    not_applicable = [c for c in checks if c.passed is None and c.extra.get("applicable") is False]
-    why = f"{len(gated) - len(failed)} of {len(gated)} gated checks passed"
-    if failed:
-        why += "<br>failed: " + ", ".join(f"<b>{_esc(c.name)}</b>" for c in failed)
-    if not_applicable:
-        why += "<br>not applicable: " + ", ".join(_esc(c.name) for c in not_applicable)
+    """The self-contained page (`out_dir`, where it will live, makes links to Data Docs relative).
+
+    Every check is shown the same way, under its suite section: its verdict and summary, its
+    note, its Data Docs link and its figures (each spec carries its own title and caption), then
+    its details. Every value from the data goes through `_esc`."""
+    from synthpipe.validators.suite import SECTIONS
+
+    result = verdict(checks)
+    passed = result.passed
+    why = f"{len(result.gated) - len(result.failed)} of {len(result.gated)} gated checks passed"
+    if result.failed:
+        why += "<br>failed: " + ", ".join(f"<b>{_esc(n)}</b>" for n in result.failed)
+    if result.not_applicable:
+        why += "<br>not applicable: " + ", ".join(_esc(n) for n in result.not_applicable)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         f"<title>synthpipe report: {'PASS' if passed else 'FAIL'}</title><style>{CSS}</style></head><body><main>",
         f"<section id='verdict' class='verdict {'pass' if passed else 'fail'}'>"
         f"<div class='word' id='verdict-word'>{'PASS' if passed else 'FAIL'}</div><div class='why'>{why}</div></section>",
         _run_info_html(report),
+        _non_finite_html(report.get("non_finite") or {}),
     ]
     rows_note = _subsample_note(checks)
     if rows_note:
         parts.append(f"<div class='note'>{rows_note}</div>")
 
     parts.append("<h2>Checks</h2><table><tr><th>check</th><th>score</th><th>95% interval</th><th>threshold</th>"
-                 "<th>result</th><th>summary</th></tr>")
+                 "<th>result</th><th>rows seen</th><th>summary</th></tr>")
     for c in checks:
         parts.append(
             f"<tr><td><a href='#check-{_esc(c.name)}'>{_esc(c.name)}</a></td><td class='num'>{_num(c.score)}</td>"
             f"<td class='num'>{_interval(c.interval)}</td><td class='num'>{_threshold(c.threshold, c.direction)}</td>"
-            f"<td>{_badge(c.passed)}</td><td>{_esc(c.summary)}</td></tr>"
+            f"<td>{_badge(c.passed)}</td><td class='num'>{_num(c.extra.get('rows_seen'))}</td><td>{_esc(c.summary)}</td></tr>"
         )
     parts.append("</table>")
 
-    likelihood = next((c for c in checks if "likelihood" in c.name), None)
-    if likelihood is not None:
-        parts.append("<h2>Held-out likelihood</h2>")
-        parts.append(f"<p>{_esc(likelihood.summary)}; interval {_interval(likelihood.interval)}.</p>")
-        parts.append(f"<div class='note'>{_esc(THEIS_NOTE)}</div>")
-
-    figures = {f.get("kind"): f for c in checks for f in c.figures if isinstance(f, dict)}
-    if "distributions" in figures:
-        spec = figures["distributions"]
-        parts.append("<h2>Column distributions: real vs synthetic</h2>")
-        parts.append("<p class='muted'>Blue: real (filled); orange: synthetic (line). Titles show sdmetrics' "
-                     "column-shape score where available.</p>")
-        if spec.get("omitted"):
-            parts.append(f"<p class='muted'>{spec['omitted']} better-scoring columns not plotted.</p>")
-        parts.append(_img(plot_distributions(spec), "distribution overlays"))
-    if "correlation_difference" in figures:
-        spec = figures["correlation_difference"]
-        parts.append("<h2>Association differences</h2>")
-        parts.append(f"<p class='muted'>|association(synthetic) − association(real)| per column pair (Spearman for two "
-                     f"numbers, Cramér's V for two categories, correlation ratio for mixed pairs); mean "
-                     f"{_num(spec.get('mean_abs_difference'))}.</p>")
-        parts.append(_img(plot_correlation_difference(spec), "correlation difference heatmap"))
-    shift = by_name.get("covariate_shift")
-    if shift is not None and shift.details is not None:
-        parts.append("<h2>Most shifted columns</h2>")
-        parts.append(f"<p>{_esc(shift.summary)}</p>")
-        if "shift_bars" in figures:
-            parts.append(_img(plot_shift_bars(figures["shift_bars"]), "shifted columns"))
-        parts.append(_table(shift.to_dict()["details"], limit=10))
-    privacy = [c for c in checks if c.name.startswith("privacy")]
-    if privacy:
-        parts.append("<h2>Privacy</h2><ul>" + "".join(
-            f"<li>{_badge(c.passed)} <b>{_esc(c.name)}</b>: {_esc(c.summary)}</li>" for c in privacy) + "</ul>")
-        if "dcr_histogram" in figures:
-            parts.append(_img(plot_dcr(figures["dcr_histogram"]), "distance to closest record"))
+    sections: dict[str, list[CheckResult]] = {}
+    for c in checks:
+        sections.setdefault(SECTIONS.get(c.name, "Other checks"), []).append(c)
+    for title, members in sections.items():
+        parts.append(f"<h2>{_esc(title)}</h2>")
+        for c in members:
+            parts.append(_check_html(c, out_dir))
     if history:
         image = plot_history(history)
         if image:
             parts.append("<h2>Training curves</h2>" + _img(image, "loss curves"))
-    expectations = by_name.get("expectations")
-    if expectations is not None and expectations.details is not None:
-        parts.append("<h2>Expectations</h2>")
-        parts.append(f"<p>{_esc(expectations.summary)}.</p>")
-        docs = expectations.extra.get("data_docs")
-        if docs:
-            link = Path(os.path.relpath(docs, out_dir)).as_posix() if out_dir else Path(docs).resolve().as_uri()
-            parts.append(f"<p class='muted'>Great Expectations Data Docs: <a href='{_esc(link)}'>{_esc(link)}</a>; "
-                         "the suite, to edit and pass back with --expectations: expectations.json.</p>")
-        else:
-            parts.append("<p class='muted'>The suite, to edit and pass back with --expectations: expectations.json "
-                         "(GX Data Docs are written when validation is given an output directory).</p>")
-        parts.append(_table(expectations.to_dict()["details"], limit=40))
-
-    other = [f for c in checks for f in c.figures if not isinstance(f, dict)]
-    for fig in other:
-        parts.append(_img(_render_figure(fig), "figure"))
 
     parts.append("<h2>Details per check</h2>")
     for c in checks:
@@ -478,18 +455,59 @@ def render_html(
         extra = {k: v for k, v in d["extra"].items() if k not in ("rows_used",)}
         if extra:
             body += "<details><summary>more</summary><pre>" + _esc(json.dumps(extra, indent=1)[:6000]) + "</pre></details>"
-        parts.append(f"<details id='check-{_esc(c.name)}'><summary>{_badge(c.passed)} {_esc(c.name)}</summary>{body}</details>")
+        parts.append(f"<details id='check-{_esc(c.name)}'><summary>{_badge(c.passed)} {_esc(c.name)}</summary>"
+                     f"{body}</details>")
     parts.append(f"<p class='muted'>Generated {_esc(report.get('generated_at', ''))} by synthpipe.</p></main></body></html>")
     return "\n".join(parts)
+
+
+def _check_html(c: CheckResult, out_dir: Path | None) -> str:
+    """One check in its section: verdict, summary, note, Data Docs link, figures."""
+    parts = [f"<p>{_badge(c.passed)} <b>{_esc(c.name)}</b>: {_esc(c.summary)}</p>"]
+    if c.extra.get("note"):
+        parts.append(f"<div class='note'>{_esc(c.extra['note'])}</div>")
+    docs = c.extra.get("data_docs")
+    if docs:
+        link = Path(os.path.relpath(docs, out_dir)).as_posix() if out_dir else Path(docs).resolve().as_uri()
+        rows = c.extra.get("data_docs_rows")
+        shown = f" (of the {_num(rows)}-row sample)" if rows is not None and rows != c.extra.get("rows_seen") else ""
+        parts.append(f"<p class='muted'>Great Expectations Data Docs{shown}: <a href='{_esc(link)}'>{_esc(link)}</a>; "
+                     "the suite, to edit and pass back with --expectations: expectations.json.</p>")
+    elif "_files" in c.extra:
+        names = ", ".join(_esc(n) for n in c.extra["_files"])
+        parts.append(f"<p class='muted'>Saved next to this report: {names}.</p>")
+    for i, figure in enumerate(c.figures):
+        image = _render_figure(figure)
+        if not image:
+            continue
+        spec = figure if isinstance(figure, dict) else {}
+        title = spec.get("title")
+        if title:
+            parts.append(f"<h2>{_esc(title)}</h2>")
+        if spec.get("caption"):
+            parts.append(f"<p class='muted'>{_esc(spec['caption'])}</p>")
+        parts.append(_img(image, title or f"{c.name} figure {i + 1}"))
+    return "\n".join(parts)
+
+
+def _non_finite_html(counts: dict[str, int]) -> str:
+    if not counts:
+        return ""
+    rows = "".join(f"<tr><td>{_esc(col)}</td><td class='num'>{_num(n)}</td></tr>" for col, n in counts.items())
+    return ("<h2>Non-finite source values</h2><p class='muted'>inf / -inf in numeric source columns, read as nulls "
+            "(the synthetic table has none).</p><table><tr><th>column</th><th>non-finite values</th></tr>"
+            f"{rows}</table>")
 
 
 def _subsample_note(checks: list[CheckResult]) -> str:
     used = next((c.extra["rows_used"] for c in checks if c.extra.get("subsampled")), None)
     if not used:
         return ""
-    text = ", ".join(f"{name} {u:,} of {t:,}" for name, (u, t) in used.items())
-    return (f"Large tables: the model-based and sdmetrics checks used a uniform random subsample ({text} rows); "
-            "exact copies and expectations used every row.")
+    text = ", ".join(f"{_esc(name)} {u:,} of {t:,}" for name, (u, t) in used.items())
+    full = [c.name for c in checks if c.extra.get("coverage") in ("all", "stream")]
+    tail = f"; {', '.join(map(_esc, full))} used every row" if full else ""
+    return (f"Large tables: the model-based and sdmetrics checks used a uniform random subsample ({text} rows){tail}. "
+            "The rows seen column says how many synthetic rows each check looked at.")
 
 
 def _run_info_html(report: dict) -> str:

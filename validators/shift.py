@@ -21,6 +21,7 @@ import pandas as pd
 from synthpipe.generators.schema import ColumnKind, ColumnSchema
 from synthpipe.validators.base import CheckResult, gate, limited_threads, not_applicable
 from synthpipe.validators.config import ValidationConfig
+from synthpipe.validators.drift import CORRECTION_NAMES, correct, counts_test, ks_test
 from synthpipe.validators.encoding import (
     CategoryMap,
     is_numeric,
@@ -29,7 +30,6 @@ from synthpipe.validators.encoding import (
     ordinal_features,
 )
 from synthpipe.validators.stats import (
-    adjust_pvalues,
     auc_from_scores,
     auc_null_pvalue,
     binned_counts,
@@ -106,23 +106,17 @@ def compare_column(real: pd.Series, other: pd.Series, column: ColumnSchema) -> C
         rf, of = r[np.isfinite(r)], o[np.isfinite(o)]
         edges = quantile_edges(rf, 10)
         cr, co = binned_counts(r, edges), binned_counts(o, edges)
+        statistic, p_value = ks_test(rf, of)
         if len(rf) and len(of):
-            ks = stats.ks_2samp(rf, of)
-            statistic, p_value = float(ks.statistic), float(ks.pvalue)
             sd = float(np.std(rf)) or 1.0
             wasserstein = float(stats.wasserstein_distance(rf, of) / sd)
         else:
-            statistic, p_value, wasserstein = float("nan"), float("nan"), float("nan")
+            wasserstein = float("nan")
         test = "KS"
     else:
         cmap = CategoryMap.fit(labels(real), 250)
         cr, co = category_counts(cmap.codes(labels(real)), cmap.codes(labels(other)), len(cmap.names))
-        keep = (cr + co) > 0
-        if keep.sum() >= 2:
-            chi = stats.chi2_contingency(np.vstack([cr[keep], co[keep]]), correction=False)
-            statistic, p_value = float(chi.statistic), float(chi.pvalue)
-        else:
-            statistic, p_value = 0.0, 1.0
+        statistic, p_value, _ = counts_test(cr, co)
         wasserstein = float("nan")
         test = "chi-squared"
     return ColumnComparison(
@@ -191,7 +185,7 @@ def _covariate_shift(
 
     comparisons = [compare_column(real[c.name], synthetic[c.name], c) for c in columns]
     table = pd.DataFrame([vars(c) for c in comparisons])
-    table["p_adjusted"] = adjust_pvalues(table["p_value"].to_numpy(), config.p_adjust)
+    table["p_adjusted"] = correct(table["p_value"].to_numpy(), config.p_adjust)
     table["significant"] = table["p_adjusted"] < config.alpha
     table["psi_exceeded"] = table["psi"] > config.psi_max
     table["importance"] = importances
@@ -205,7 +199,7 @@ def _covariate_shift(
     passed = bool(auc_ok) and not psi_bad and not (config.gate_on_p_values and sig)
     relied = table.sort_values("importance", ascending=False).head(3)
     relied = [f"{c} ({v:+.3f})" for c, v in zip(relied["column"], relied["importance"]) if v > 0]
-    correction = "BH" if config.p_adjust == "bh" else "Holm"
+    correction = CORRECTION_NAMES[config.p_adjust]
     summary = (
         f"real-vs-synthetic classifier AUC {auc:.3f} (bound {config.covariate_auc_max}, p={p_value:.2g}); "
         f"{len(sig)} of {len(table)} columns differ at {correction}-corrected p<{config.alpha}; "
@@ -213,14 +207,14 @@ def _covariate_shift(
     )
     if relied:
         summary += "; classifier relies on " + ", ".join(relied)
-    figure = {"name": "shifted_columns", "kind": "shift_bars",
+    figure = {"name": "shifted_columns", "kind": "shift_bars", "title": "Most shifted columns", "caption": summary,
               "columns": table["column"].head(15).tolist(), "psi": table["psi"].head(15).tolist(),
               "importance": table["importance"].head(15).tolist(), "psi_max": config.psi_max}
     return CheckResult(
         name=name, score=auc, threshold=config.covariate_auc_max, passed=passed, summary=summary,
         details=table, figures=[figure], interval=interval, direction="lower",
         extra={
-            "p_value": p_value, "fold_aucs": fold_aucs, "rows_per_side": len(xr),
+            "p_value": p_value, "fold_aucs": fold_aucs, "rows_per_side": len(xr), "rows_seen": len(xs),
             "columns_significant": sig, "columns_psi_exceeded": psi_bad, "auc_passed": auc_ok,
             "ci_method": "stratified bootstrap of out-of-fold predictions",
             "p_value_method": "normal approximation of the label-permutation distribution of the out-of-fold AUC",
@@ -251,18 +245,13 @@ def prior_shift(
     real: pd.DataFrame, synthetic: pd.DataFrame, target: ColumnSchema | None, config: ValidationConfig
 ) -> CheckResult:
     """Total variation distance (and chi-squared test) between the target's two marginals."""
-    from scipy import stats
 
     name = "prior_shift"
     if target is None:
         return not_applicable(name, "no target column configured", "lower", config.prior_tv_max)
     names, cr, co = _target_counts(real[target.name], synthetic[target.name], target)
     tv = total_variation(cr, co)
-    if len(cr) >= 2:
-        chi = stats.chi2_contingency(np.vstack([cr, co]), correction=False)
-        p_value = float(chi.pvalue)
-    else:
-        p_value = 1.0
+    _, p_value, _ = counts_test(cr, co)
     interval = bootstrap_counts(total_variation, cr, co, config.bootstrap_reps,
                                 np.random.default_rng(config.seed + 20), config.confidence)
     passed = bool(gate(tv, config.prior_tv_max, "lower")) and not (config.gate_on_p_values and p_value < config.alpha)
@@ -432,8 +421,7 @@ def _concept_shift(
         f"skill ratio {score:.2f} (min {config.concept_ratio_min}); the two models disagree on {disagree:.1%} "
         f"of real rows; scored by {evaluation}"
     )
-    return CheckResult(
-        name=name, score=float(score), threshold=config.concept_ratio_min,
-        passed=gate(float(score), config.concept_ratio_min, "higher"), summary=summary, details=details,
+    return CheckResult.scored(
+        name=name, score=float(score), threshold=config.concept_ratio_min, summary=summary, details=details,
         interval=interval, direction="higher", extra={**extra, "ci_method": "bootstrap of test rows (models fixed)"},
     )
