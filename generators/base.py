@@ -22,8 +22,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from synthpipe.generators import model_files
 from synthpipe.generators.errors import ConfigError, DataError, ModelError
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema, infer_schema
 from synthpipe.generators.transforms import TableEncoder
@@ -191,19 +192,7 @@ class BaseGenerator:
     def load(cls, path: str | os.PathLike, device: str | None = None) -> BaseGenerator:
         """Rebuild a saved generator without executing any code from the files."""
         path = Path(path)
-        meta_path, weights_path = path / "model.json", path / "model.safetensors"
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelError(f"{path}: not a saved synthpipe model (expected model.json and model.safetensors)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{meta_path}: corrupt model metadata ({exc})") from None
-        if cls is BaseGenerator:
-            from synthpipe.generators import get_generator_class
-
-            cls = get_generator_class(meta.get("generator", "?"))
-        elif meta.get("generator") != cls.name:
-            raise ModelError(f"{path} holds a {meta.get('generator')!r} model, not {cls.name!r}")
+        cls, meta = model_files.read_model_meta(path, cls)  # checked: keys, types, bounds, no path outside
         params = dict(meta["params"])
         if device is not None:
             params["device"] = device
@@ -213,11 +202,8 @@ class BaseGenerator:
         self.history_ = meta.get("history", {})
         self.device_ = select_device(self.config.device)
         self._load_extra_state(meta.get("extra", {}))
+        tensors = model_files.read_weights(path, self)  # header checked against the params first
         self._build()
-        try:
-            tensors = load_file(weights_path, device=str(self.device_))
-        except Exception as exc:  # safetensors raises several types for a damaged file
-            raise ModelError(f"{weights_path}: cannot read weights ({exc})") from None
         for module_name, module in self._modules().items():
             prefix = f"{module_name}."
             module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
@@ -372,14 +358,10 @@ class BaseGenerator:
         path = self._checkpoint_path()
         if not path.is_file():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("generator") != self.name:
-            raise ModelError(f"{path} is a {state.get('generator')!r} checkpoint, not {self.name!r}")
-        state["encoder"] = json.loads(state["encoder"])
-        state["extra"] = json.loads(state.get("extra", "{}"))
-        return state
+        return model_files.read_checkpoint(path, self)  # torch.load(weights_only=True), checked
 
     def _restore_checkpoint(self, state: dict[str, Any]) -> int:
+        model_files.check_checkpoint_fits(state, self, self._checkpoint_path())
         for name, module in self._modules().items():
             module.load_state_dict(state["modules"][name])
         for name, opt in self._optimizers().items():
