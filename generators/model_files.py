@@ -111,18 +111,28 @@ def read_model_meta(path: Path, cls: type) -> tuple[type, dict[str, Any]]:
     contained_file(path, WEIGHTS)
     size = meta_path.stat().st_size
     if size > MAX_MODEL_JSON_BYTES:
-        raise ModelError(f"{meta_path}: {size} bytes, above the {MAX_MODEL_JSON_BYTES}-byte limit for model metadata")
+        raise ModelError(
+            f"{meta_path}: {size} bytes, above the {MAX_MODEL_JSON_BYTES}-byte limit for model metadata"
+        )
     try:
         meta = json.loads(meta_path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelError(f"{meta_path}: corrupt model metadata ({_short(exc)})") from None
     _require(isinstance(meta, dict), meta_path, "(top level)", "must be a JSON object")
     _check_keys(meta, META_KEYS, meta_path, "", optional={"history", "extra"})
-    _require(_is_int(meta["format_version"]) and meta["format_version"] == FORMAT_VERSION, meta_path, "format_version",
-             f"is {_show(meta['format_version'])}; this synthpipe reads version {FORMAT_VERSION}")
+    _require(
+        _is_int(meta["format_version"]) and meta["format_version"] == FORMAT_VERSION,
+        meta_path,
+        "format_version",
+        f"is {_show(meta['format_version'])}; this synthpipe reads version {FORMAT_VERSION}",
+    )
     name = meta["generator"]
-    _require(isinstance(name, str) and name in GENERATORS, meta_path, "generator",
-             f"is {_show(name)}; expected one of {sorted(GENERATORS)}")
+    _require(
+        isinstance(name, str) and name in GENERATORS,
+        meta_path,
+        "generator",
+        f"is {_show(name)}; expected one of {sorted(GENERATORS)}",
+    )
     if cls is BaseGenerator:
         cls = get_generator_class(name)
     elif name != cls.name:
@@ -134,11 +144,19 @@ def read_model_meta(path: Path, cls: type) -> tuple[type, dict[str, Any]]:
         raise ModelError(f"{meta_path}: params: {exc}") from None
     check_encoder_state(meta["encoder"], meta_path, "encoder")
     history = meta.get("history", {})
-    _require(isinstance(history, dict) and all(isinstance(v, list) for v in history.values()),
-             meta_path, "history", "must map names to lists of numbers")
+    _require(
+        isinstance(history, dict) and all(isinstance(v, list) for v in history.values()),
+        meta_path,
+        "history",
+        "must map names to lists of numbers",
+    )
     for key, series in history.items():
-        _require(all(_is_number(v, finite=False) for v in series), meta_path, f"history.{key}",
-                 "must hold numbers only")
+        _require(
+            all(_is_number(v, finite=False) for v in series),
+            meta_path,
+            f"history.{key}",
+            "must hold numbers only",
+        )
     extra = meta.get("extra", {})
     check_extra_state(name, extra, meta["encoder"], params, meta_path, "extra")
     return cls, {**meta, "params": {**params, "checkpoint_dir": None}, "history": history, "extra": extra}
@@ -156,19 +174,31 @@ def check_params(params: Any, config_cls: type, file: Path) -> dict[str, Any]:
             _require(value is None or isinstance(value, str), file, field, "must be a string or null")
             continue
         _require_finite(value, file, field)
-        _require(_conforms(value, hints[key]), file, field,
-                 f"is {_show(value)}; expected {_type_name(hints[key])}")
+        _require(
+            _conforms(value, hints[key]), file, field, f"is {_show(value)}; expected {_type_name(hints[key])}"
+        )
         if key in PARAM_BOUNDS:
             low, high = PARAM_BOUNDS[key]
             items = value if isinstance(value, list) else [value]
             if isinstance(value, list):
-                _require(len(value) <= MAX_LAYERS, file, field, f"has {len(value)} layers, above the limit {MAX_LAYERS}")
+                _require(
+                    len(value) <= MAX_LAYERS,
+                    file,
+                    field,
+                    f"has {len(value)} layers, above the limit {MAX_LAYERS}",
+                )
             for item in items:
                 if isinstance(item, int) and not low <= item <= high:
-                    raise ModelError(f"{file}: {field} is {_show(item)}, outside the allowed range [{low}, {high}]")
+                    raise ModelError(
+                        f"{file}: {field} is {_show(item)}, outside the allowed range [{low}, {high}]"
+                    )
         if key == "device":
-            _require(isinstance(value, str) and bool(_DEVICE.match(value)), file, field,
-                     f"is {_show(value)}; expected auto, cpu, cuda or cuda:N")
+            _require(
+                isinstance(value, str) and bool(_DEVICE.match(value)),
+                file,
+                field,
+                f"is {_show(value)}; expected auto, cpu, cuda or cuda:N",
+            )
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
@@ -186,11 +216,19 @@ def check_encoder_state(state: Any, file: Path, where: str) -> None:
     _check_keys(enc_params, {"max_modes", "max_categories", "max_fit_rows", "seed"}, file, f"{where}.params.")
     for key, value in enc_params.items():
         low, high = PARAM_BOUNDS[key]
-        _require(_is_int(value) and low <= value <= high, file, f"{where}.params.{key}",
-                 f"is {_show(value)}; expected an integer in [{low}, {high}]")
+        _require(
+            _is_int(value) and low <= value <= high,
+            file,
+            f"{where}.params.{key}",
+            f"is {_show(value)}; expected an integer in [{low}, {high}]",
+        )
     schema = state["schema"]
-    _require(isinstance(schema, dict) and isinstance(schema.get("columns"), list), file,
-             f"{where}.schema.columns", "must be a list of columns")
+    _require(
+        isinstance(schema, dict) and isinstance(schema.get("columns"), list),
+        file,
+        f"{where}.schema.columns",
+        "must be a list of columns",
+    )
     _check_keys(schema, {"columns"}, file, f"{where}.schema.")
     kinds: dict[str, ColumnKind] = {}
     for i, column in enumerate(schema["columns"]):
@@ -200,8 +238,12 @@ def check_encoder_state(state: Any, file: Path, where: str) -> None:
     columns = state["columns"]
     _require(isinstance(columns, dict), file, f"{where}.columns", "must be a JSON object")
     modelled = {n for n, k in kinds.items() if k not in (ColumnKind.ID, ColumnKind.CONSTANT)}
-    _require(set(columns) == modelled, file, f"{where}.columns",
-             f"names {_show(sorted(set(columns) ^ modelled))} do not match the schema's modelled columns")
+    _require(
+        set(columns) == modelled,
+        file,
+        f"{where}.columns",
+        f"names {_show(sorted(set(columns) ^ modelled))} do not match the schema's modelled columns",
+    )
     for name, column in columns.items():
         field = f"{where}.columns[{name!r}]"
         _require(isinstance(column, dict), file, field, "must be a JSON object")
@@ -218,34 +260,68 @@ def check_column_schema(column: Any, file: Path, field: str) -> tuple[str, Colum
     _check_keys(column, known, file, f"{field}.", optional=known - {"name", "kind", "dtype"})
     name, kind, dtype = column["name"], column["kind"], column["dtype"]
     _require(isinstance(name, str), file, f"{field}.name", f"is {_show(name)}; expected a string")
-    _require(isinstance(kind, str) and kind in {k.value for k in ColumnKind}, file, f"{field}.kind",
-             f"is {_show(kind)}; expected one of {[k.value for k in ColumnKind]}")
+    _require(
+        isinstance(kind, str) and kind in {k.value for k in ColumnKind},
+        file,
+        f"{field}.kind",
+        f"is {_show(kind)}; expected one of {[k.value for k in ColumnKind]}",
+    )
     kind = ColumnKind(kind)
-    _require(isinstance(dtype, str) and 0 < len(dtype) <= 200 and "\x00" not in dtype, file, f"{field}.dtype",
-             f"is {_show(dtype)}; expected a dtype name")
+    _require(
+        isinstance(dtype, str) and 0 < len(dtype) <= 200 and "\x00" not in dtype,
+        file,
+        f"{field}.dtype",
+        f"is {_show(dtype)}; expected a dtype name",
+    )
     for key in ("nullable", "ordered"):
         _require(isinstance(column.get(key, False), bool), file, f"{field}.{key}", "must be true or false")
     null_fraction = column.get("null_fraction", 0.0)
-    _require(_is_number(null_fraction) and 0 <= null_fraction <= 1, file, f"{field}.null_fraction",
-             f"is {_show(null_fraction)}; expected a number in [0, 1]")
+    _require(
+        _is_number(null_fraction) and 0 <= null_fraction <= 1,
+        file,
+        f"{field}.null_fraction",
+        f"is {_show(null_fraction)}; expected a number in [0, 1]",
+    )
     for key in ("min", "max"):
         value = column.get(key)
         if kind == ColumnKind.DATETIME:
-            _require(value is None or _is_timestamp(value), file, f"{field}.{key}",
-                     f"is {_show(value)}; expected an ISO timestamp")
+            _require(
+                value is None or _is_timestamp(value),
+                file,
+                f"{field}.{key}",
+                f"is {_show(value)}; expected an ISO timestamp",
+            )
         else:  # an infinite bound is a (degenerate) bound; NaN is none
-            _require(value is None or _is_number(value, finite=False) and not math.isnan(value), file,
-                     f"{field}.{key}", f"is {_show(value)}; expected a number")
+            _require(
+                value is None or _is_number(value, finite=False) and not math.isnan(value),
+                file,
+                f"{field}.{key}",
+                f"is {_show(value)}; expected a number",
+            )
     categories = column.get("categories")
-    _require(categories is None or isinstance(categories, list) and all(map(_is_scalar, categories)),
-             file, f"{field}.categories", "must be a list of plain values")
+    _require(
+        categories is None or isinstance(categories, list) and all(map(_is_scalar, categories)),
+        file,
+        f"{field}.categories",
+        "must be a list of plain values",
+    )
     decimals = column.get("decimals")
-    _require(decimals is None or _is_int(decimals) and 0 <= decimals <= 15, file, f"{field}.decimals",
-             f"is {_show(decimals)}; expected an integer in [0, 15]")
+    _require(
+        decimals is None or _is_int(decimals) and 0 <= decimals <= 15,
+        file,
+        f"{field}.decimals",
+        f"is {_show(decimals)}; expected an integer in [0, 15]",
+    )
     timezone = column.get("timezone")
-    _require(timezone is None or isinstance(timezone, str) and bool(_TIMEZONE.match(timezone)), file,
-             f"{field}.timezone", f"is {_show(timezone)}; expected a time-zone name such as 'Europe/Paris'")
-    _require(_is_scalar(column.get("constant_value")), file, f"{field}.constant_value", "must be a plain value")
+    _require(
+        timezone is None or isinstance(timezone, str) and bool(_TIMEZONE.match(timezone)),
+        file,
+        f"{field}.timezone",
+        f"is {_show(timezone)}; expected a time-zone name such as 'Europe/Paris'",
+    )
+    _require(
+        _is_scalar(column.get("constant_value")), file, f"{field}.constant_value", "must be a plain value"
+    )
     id_format = column.get("id_format")
     if kind == ColumnKind.ID or id_format is not None:
         _check_id_format(id_format, file, f"{field}.id_format")
@@ -253,86 +329,176 @@ def check_column_schema(column: Any, file: Path, field: str) -> tuple[str, Colum
 
 
 def _check_id_format(fmt: Any, file: Path, field: str) -> None:
-    _require(isinstance(fmt, dict) and fmt.get("type") in ("integer", "uuid", "pattern", "text"), file,
-             f"{field}.type", "expected one of integer, uuid, pattern, text")
+    _require(
+        isinstance(fmt, dict) and fmt.get("type") in ("integer", "uuid", "pattern", "text"),
+        file,
+        f"{field}.type",
+        "expected one of integer, uuid, pattern, text",
+    )
     allowed = {"integer": {"next"}, "uuid": set(), "pattern": {"prefix", "width", "next"}, "text": {"length"}}
     _check_keys(fmt, allowed[fmt["type"]] | {"type"}, file, f"{field}.")
     if "next" in fmt:
-        _require(_is_int(fmt["next"]) and abs(fmt["next"]) < 2**63, file, f"{field}.next", "must be a 64-bit integer")
+        _require(
+            _is_int(fmt["next"]) and abs(fmt["next"]) < 2**63,
+            file,
+            f"{field}.next",
+            "must be a 64-bit integer",
+        )
     if "width" in fmt:
-        _require(_is_int(fmt["width"]) and 0 <= fmt["width"] <= 64, file, f"{field}.width",
-                 f"is {_show(fmt['width'])}; expected an integer in [0, 64]")
+        _require(
+            _is_int(fmt["width"]) and 0 <= fmt["width"] <= 64,
+            file,
+            f"{field}.width",
+            f"is {_show(fmt['width'])}; expected an integer in [0, 64]",
+        )
     if "prefix" in fmt:
-        _require(isinstance(fmt["prefix"], str) and len(fmt["prefix"]) <= 1_000, file, f"{field}.prefix",
-                 "must be a string of at most 1000 characters")
+        _require(
+            isinstance(fmt["prefix"], str) and len(fmt["prefix"]) <= 1_000,
+            file,
+            f"{field}.prefix",
+            "must be a string of at most 1000 characters",
+        )
     if "length" in fmt:
-        _require(_is_int(fmt["length"]) and 0 <= fmt["length"] <= 10**7, file, f"{field}.length",
-                 f"is {_show(fmt['length'])}; expected an integer in [0, 10000000]")
+        _require(
+            _is_int(fmt["length"]) and 0 <= fmt["length"] <= 10**7,
+            file,
+            f"{field}.length",
+            f"is {_show(fmt['length'])}; expected an integer in [0, 10000000]",
+        )
 
 
 def _check_continuous(column: dict, file: Path, field: str, max_modes: int) -> None:
     _check_keys(column, {"type", "weights", "means", "stds", "datetime_unit"}, file, f"{field}.")
-    _require(column["type"] == "continuous", file, f"{field}.type", f"is {_show(column['type'])}; expected 'continuous'")
+    _require(
+        column["type"] == "continuous",
+        file,
+        f"{field}.type",
+        f"is {_show(column['type'])}; expected 'continuous'",
+    )
     for key in ("weights", "means", "stds"):
         values = column[key]
-        _require(isinstance(values, list) and 1 <= len(values) <= max_modes, file, f"{field}.{key}",
-                 f"must be a list of 1 to {max_modes} numbers")
+        _require(
+            isinstance(values, list) and 1 <= len(values) <= max_modes,
+            file,
+            f"{field}.{key}",
+            f"must be a list of 1 to {max_modes} numbers",
+        )
         _require(all(_is_number(v) for v in values), file, f"{field}.{key}", "must hold finite numbers")
-    _require(len(column["weights"]) == len(column["means"]) == len(column["stds"]), file, f"{field}.weights",
-             "weights, means and stds must have the same length")
-    _require(all(v >= 0 for v in column["weights"]) and sum(column["weights"]) > 0, file, f"{field}.weights",
-             "must be non-negative with a positive sum")
+    _require(
+        len(column["weights"]) == len(column["means"]) == len(column["stds"]),
+        file,
+        f"{field}.weights",
+        "weights, means and stds must have the same length",
+    )
+    _require(
+        all(v >= 0 for v in column["weights"]) and sum(column["weights"]) > 0,
+        file,
+        f"{field}.weights",
+        "must be non-negative with a positive sum",
+    )
     _require(all(v > 0 for v in column["stds"]), file, f"{field}.stds", "must be positive")
-    _require(column["datetime_unit"] in _DATETIME_UNITS, file, f"{field}.datetime_unit",
-             f"is {_show(column['datetime_unit'])}; expected one of {list(_DATETIME_UNITS)}")
+    _require(
+        column["datetime_unit"] in _DATETIME_UNITS,
+        file,
+        f"{field}.datetime_unit",
+        f"is {_show(column['datetime_unit'])}; expected one of {list(_DATETIME_UNITS)}",
+    )
 
 
 def _check_categorical(column: dict, file: Path, field: str, max_categories: int) -> None:
     _check_keys(column, {"type", "categories", "tail", "tail_probs"}, file, f"{field}.")
-    _require(column["type"] == "categorical", file, f"{field}.type",
-             f"is {_show(column['type'])}; expected 'categorical'")
+    _require(
+        column["type"] == "categorical",
+        file,
+        f"{field}.type",
+        f"is {_show(column['type'])}; expected 'categorical'",
+    )
     categories, tail, probs = column["categories"], column["tail"], column["tail_probs"]
     limit = max_categories + 2  # the kept classes, the folded "other" bucket and null
-    _require(isinstance(categories, list) and 1 <= len(categories) <= limit, file, f"{field}.categories",
-             f"must be a list of 1 to {limit} values (max_categories + 2), got "
-             f"{len(categories) if isinstance(categories, list) else _show(categories)}")
+    _require(
+        isinstance(categories, list) and 1 <= len(categories) <= limit,
+        file,
+        f"{field}.categories",
+        f"must be a list of 1 to {limit} values (max_categories + 2), got "
+        f"{len(categories) if isinstance(categories, list) else _show(categories)}",
+    )
     _require(all(map(_is_scalar, categories)), file, f"{field}.categories", "must hold plain values")
-    _require(isinstance(tail, list) and all(map(_is_scalar, tail)), file, f"{field}.tail", "must be a list of plain values")
-    _require(isinstance(probs, list) and len(probs) == len(tail), file, f"{field}.tail_probs",
-             "must be a list as long as tail")
-    _require(all(_is_number(p) and p >= 0 for p in probs), file, f"{field}.tail_probs",
-             "must hold finite non-negative numbers")
+    _require(
+        isinstance(tail, list) and all(map(_is_scalar, tail)),
+        file,
+        f"{field}.tail",
+        "must be a list of plain values",
+    )
+    _require(
+        isinstance(probs, list) and len(probs) == len(tail),
+        file,
+        f"{field}.tail_probs",
+        "must be a list as long as tail",
+    )
+    _require(
+        all(_is_number(p) and p >= 0 for p in probs),
+        file,
+        f"{field}.tail_probs",
+        "must hold finite non-negative numbers",
+    )
     if tail:
         _require(abs(sum(probs) - 1) < 1e-6, file, f"{field}.tail_probs", f"sum to {sum(probs)!r}, not 1")
 
 
-def check_extra_state(generator: str, extra: Any, encoder: dict, params: Mapping[str, Any], file: Path,
-                      where: str) -> None:
+def check_extra_state(
+    generator: str, extra: Any, encoder: dict, params: Mapping[str, Any], file: Path, where: str
+) -> None:
     """Each model family's own saved state (`_extra_state`), against the encoder it belongs to."""
     _require(isinstance(extra, dict), file, where, "must be a JSON object")
     columns = encoder["columns"]
     if generator == "vae":
         _check_keys(extra, set(), file, f"{where}.")
     elif generator == "gan":
-        _check_keys(extra, {"category_counts", "warnings"}, file, f"{where}.", optional={"category_counts", "warnings"})
+        _check_keys(
+            extra,
+            {"category_counts", "warnings"},
+            file,
+            f"{where}.",
+            optional={"category_counts", "warnings"},
+        )
         counts = extra.get("category_counts", [])
         expected = sum(len(c["categories"]) for c in columns.values() if c["type"] == "categorical")
-        _require(isinstance(counts, list) and len(counts) in (0, expected), file, f"{where}.category_counts",
-                 f"must list {expected} counts, one per category of the conditional columns")
-        _require(all(_is_int(c) and 0 <= c < 2**63 for c in counts), file, f"{where}.category_counts",
-                 "must hold non-negative integers")
+        _require(
+            isinstance(counts, list) and len(counts) in (0, expected),
+            file,
+            f"{where}.category_counts",
+            f"must list {expected} counts, one per category of the conditional columns",
+        )
+        _require(
+            all(_is_int(c) and 0 <= c < 2**63 for c in counts),
+            file,
+            f"{where}.category_counts",
+            "must hold non-negative integers",
+        )
         warnings = extra.get("warnings", [])
-        _require(isinstance(warnings, list) and all(isinstance(w, str) for w in warnings), file,
-                 f"{where}.warnings", "must be a list of strings")
+        _require(
+            isinstance(warnings, list) and all(isinstance(w, str) for w in warnings),
+            file,
+            f"{where}.warnings",
+            "must be a list of strings",
+        )
     elif generator == "autoregressive":
         _check_keys(extra, {"columns", "binned"}, file, f"{where}.")
         order = [n for n in _schema_names(encoder) if n in columns]
-        _require(extra["columns"] == order, file, f"{where}.columns",
-                 f"must list the modelled columns in schema order ({_show(order)})")
+        _require(
+            extra["columns"] == order,
+            file,
+            f"{where}.columns",
+            f"must list the modelled columns in schema order ({_show(order)})",
+        )
         continuous = {n for n, c in columns.items() if c["type"] == "continuous"}
         binned = extra["binned"]
-        _require(isinstance(binned, dict) and set(binned) == continuous, file, f"{where}.binned",
-                 "must have one entry per numerical, integer and datetime column")
+        _require(
+            isinstance(binned, dict) and set(binned) == continuous,
+            file,
+            f"{where}.binned",
+            "must have one entry per numerical, integer and datetime column",
+        )
         limit = 2 * int(params.get("n_bins", 48)) + 2
         for name, state in binned.items():
             _check_binned(state, file, f"{where}.binned[{name!r}]", limit)
@@ -343,14 +509,28 @@ def _check_binned(state: Any, file: Path, field: str, limit: int) -> None:
     _check_keys(state, {"lo", "hi", "grid", "unit_ns", "scale"}, file, f"{field}.")
     lo, hi = state["lo"], state["hi"]
     for key, values in (("lo", lo), ("hi", hi)):
-        _require(isinstance(values, list) and 1 <= len(values) <= limit and all(_is_number(v) for v in values),
-                 file, f"{field}.{key}", f"must be a list of 1 to {limit} finite numbers (2 n_bins + 2)")
-    _require(len(lo) == len(hi) and all(a <= b for a, b in zip(lo, hi)), file, f"{field}.hi",
-             "must be as long as lo, and every hi >= its lo")
+        _require(
+            isinstance(values, list) and 1 <= len(values) <= limit and all(_is_number(v) for v in values),
+            file,
+            f"{field}.{key}",
+            f"must be a list of 1 to {limit} finite numbers (2 n_bins + 2)",
+        )
+    _require(
+        len(lo) == len(hi) and all(a <= b for a, b in zip(lo, hi)),
+        file,
+        f"{field}.hi",
+        "must be as long as lo, and every hi >= its lo",
+    )
     _require(isinstance(state["grid"], bool), file, f"{field}.grid", "must be true or false")
-    _require(_is_int(state["unit_ns"]) and 0 <= state["unit_ns"] <= 86_400 * 10**9, file, f"{field}.unit_ns",
-             "must be an integer number of nanoseconds up to a day")
-    _require(_is_number(state["scale"]) and state["scale"] > 0, file, f"{field}.scale", "must be a positive number")
+    _require(
+        _is_int(state["unit_ns"]) and 0 <= state["unit_ns"] <= 86_400 * 10**9,
+        file,
+        f"{field}.unit_ns",
+        "must be an integer number of nanoseconds up to a day",
+    )
+    _require(
+        _is_number(state["scale"]) and state["scale"] > 0, file, f"{field}.scale", "must be a positive number"
+    )
 
 
 def _schema_names(encoder: dict) -> list[str]:
@@ -399,7 +579,9 @@ def expected_tensors(model: Any, meta_path: Path) -> dict[str, tuple[tuple[int, 
     except ModelError:
         raise
     except Exception as exc:  # the saved state does not describe a model this code can build
-        raise ModelError(f"{meta_path}: its state does not describe a {model.name} model ({_short(exc)})") from None
+        raise ModelError(
+            f"{meta_path}: its state does not describe a {model.name} model ({_short(exc)})"
+        ) from None
     finally:
         model.device_ = device
     if count > MAX_PARAMETERS:
@@ -420,7 +602,9 @@ def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
             raise ModelError(f"{path}: truncated weights file ({size} bytes, no header)")
         length = int.from_bytes(prefix, "little")
         if length > MAX_HEADER_BYTES or 8 + length > size:
-            raise ModelError(f"{path}: header length {length} does not fit the file ({size} bytes): truncated or corrupt")
+            raise ModelError(
+                f"{path}: header length {length} does not fit the file ({size} bytes): truncated or corrupt"
+            )
         raw = f.read(length)
     try:
         header = json.loads(raw)
@@ -432,34 +616,63 @@ def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
     spans = []
     for name, entry in entries.items():
         field = f"tensor {name!r}"
-        _require(isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}, path, field,
-                 "must have exactly dtype, shape and data_offsets")
+        _require(
+            isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"},
+            path,
+            field,
+            "must have exactly dtype, shape and data_offsets",
+        )
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         _require(dtype in _SAFETENSORS_DTYPES, path, f"{field} dtype", f"is {_show(dtype)}")
-        _require(isinstance(shape, list) and all(_is_int(d) and 0 <= d < 2**48 for d in shape), path,
-                 f"{field} shape", f"is {_show(shape)}")
-        _require(isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_int, offsets))
-                 and 0 <= offsets[0] <= offsets[1] <= data_size, path, f"{field} data_offsets",
-                 f"are {_show(offsets)}, outside the file's {data_size} data bytes (truncated?)")
+        _require(
+            isinstance(shape, list) and all(_is_int(d) and 0 <= d < 2**48 for d in shape),
+            path,
+            f"{field} shape",
+            f"is {_show(shape)}",
+        )
+        _require(
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(map(_is_int, offsets))
+            and 0 <= offsets[0] <= offsets[1] <= data_size,
+            path,
+            f"{field} data_offsets",
+            f"are {_show(offsets)}, outside the file's {data_size} data bytes (truncated?)",
+        )
         itemsize = torch.empty((), dtype=_SAFETENSORS_DTYPES[dtype]).element_size()
-        _require(offsets[1] - offsets[0] == math.prod(shape) * itemsize, path, f"{field} data_offsets",
-                 f"span {offsets[1] - offsets[0]} bytes, but shape {shape} of {dtype} needs {math.prod(shape) * itemsize}")
+        _require(
+            offsets[1] - offsets[0] == math.prod(shape) * itemsize,
+            path,
+            f"{field} data_offsets",
+            f"span {offsets[1] - offsets[0]} bytes, but shape {shape} of {dtype} needs {math.prod(shape) * itemsize}",
+        )
         spans.append((offsets[0], offsets[1]))
     end = 0
     for begin, stop in sorted(spans):
         _require(begin == end, path, "data_offsets", "tensors overlap or leave gaps")
         end = stop
-    _require(end == data_size, path, "data_offsets", f"cover {end} of the file's {data_size} data bytes (truncated?)")
+    _require(
+        end == data_size,
+        path,
+        "data_offsets",
+        f"cover {end} of the file's {data_size} data bytes (truncated?)",
+    )
     return entries
 
 
-def check_tensor_specs(found: Mapping[str, Any], expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
-                       file: Path, what: str) -> None:
+def check_tensor_specs(
+    found: Mapping[str, Any],
+    expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+    file: Path,
+    what: str,
+) -> None:
     """Names, shapes and dtypes of saved tensors against what the model needs. `found` holds
     safetensors header entries or tensors."""
     missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing:
-        raise ModelError(f"{file}: tensor(s) {_show(missing)} that the model needs are missing from the {what}")
+        raise ModelError(
+            f"{file}: tensor(s) {_show(missing)} that the model needs are missing from the {what}"
+        )
     if extra:
         raise ModelError(f"{file}: the {what} holds tensor(s) {_show(extra)} that the model does not have")
     for name, (shape, dtype) in expected.items():
@@ -469,7 +682,9 @@ def check_tensor_specs(found: Mapping[str, Any], expected: Mapping[str, tuple[tu
         else:
             got_shape, got_dtype = tuple(entry["shape"]), _SAFETENSORS_DTYPES[entry["dtype"]]
         if got_shape != shape:
-            raise ModelError(f"{file}: tensor {name!r} has shape {list(got_shape)}, but the params imply {list(shape)}")
+            raise ModelError(
+                f"{file}: tensor {name!r} has shape {list(got_shape)}, but the params imply {list(shape)}"
+            )
         if got_dtype != dtype:
             raise ModelError(f"{file}: tensor {name!r} is {got_dtype}, but the model needs {dtype}")
 
@@ -478,7 +693,17 @@ def check_tensor_specs(found: Mapping[str, Any], expected: Mapping[str, tuple[tu
 # checkpoints
 # ----------------------------------------------------------------------------------------------
 
-CHECKPOINT_KEYS = {"next_epoch", "modules", "optimizers", "history", "rng", "torch_rng", "encoder", "extra", "generator"}
+CHECKPOINT_KEYS = {
+    "next_epoch",
+    "modules",
+    "optimizers",
+    "history",
+    "rng",
+    "torch_rng",
+    "encoder",
+    "extra",
+    "generator",
+}
 
 
 def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
@@ -487,7 +712,12 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
     and extra state come back parsed."""
     _require(path.is_file(), path, "(file)", "is not a regular file")
     size = path.stat().st_size
-    _require(size <= MAX_CHECKPOINT_BYTES, path, "(file)", f"is {size} bytes, above the {MAX_CHECKPOINT_BYTES}-byte limit")
+    _require(
+        size <= MAX_CHECKPOINT_BYTES,
+        path,
+        "(file)",
+        f"is {size} bytes, above the {MAX_CHECKPOINT_BYTES}-byte limit",
+    )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -502,16 +732,28 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
     _check_keys(state, CHECKPOINT_KEYS, path, "")
     if state["generator"] != model.name:
         raise ModelError(f"{path} is a {_show(state['generator'])} checkpoint, not {model.name!r}")
-    _require(_is_int(state["next_epoch"]) and 0 <= state["next_epoch"] <= 10**7, path, "next_epoch",
-             f"is {_show(state['next_epoch'])}; expected an epoch number")
+    _require(
+        _is_int(state["next_epoch"]) and 0 <= state["next_epoch"] <= 10**7,
+        path,
+        "next_epoch",
+        f"is {_show(state['next_epoch'])}; expected an epoch number",
+    )
     for key in ("modules", "optimizers", "history"):
         _require(isinstance(state[key], dict), path, key, "must be a dict")
     for key, series in state["history"].items():
-        _require(isinstance(series, list) and all(_is_number(v, finite=False) for v in series), path,
-                 f"history.{key}", "must be a list of numbers")
+        _require(
+            isinstance(series, list) and all(_is_number(v, finite=False) for v in series),
+            path,
+            f"history.{key}",
+            "must be a list of numbers",
+        )
     for key in ("rng", "torch_rng"):
-        _require(isinstance(state[key], torch.Tensor) and state[key].dtype == torch.uint8, path, key,
-                 "must be a uint8 tensor (a random generator's state)")
+        _require(
+            isinstance(state[key], torch.Tensor) and state[key].dtype == torch.uint8,
+            path,
+            key,
+            "must be a uint8 tensor (a random generator's state)",
+        )
     parsed = {}
     for key in ("encoder", "extra"):
         _require(isinstance(state[key], str), path, key, "must be a JSON string")
@@ -528,50 +770,95 @@ def check_checkpoint_fits(state: Mapping[str, Any], model: Any, path: Path) -> N
     """The checkpoint's module weights, optimiser states and random-generator states have the
     names and shapes of the freshly built model they are about to be loaded into."""
     modules, optimizers = model._modules(), model._optimizers()
-    _require(set(state["modules"]) == set(modules), path, "modules",
-             f"are {_show(sorted(state['modules']))}; the model has {sorted(modules)}")
+    _require(
+        set(state["modules"]) == set(modules),
+        path,
+        "modules",
+        f"are {_show(sorted(state['modules']))}; the model has {sorted(modules)}",
+    )
     for name, module in modules.items():
         saved = state["modules"][name]
-        _require(isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()), path,
-                 f"modules.{name}", "must map names to tensors")
+        _require(
+            isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()),
+            path,
+            f"modules.{name}",
+            "must map names to tensors",
+        )
         want = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
         check_tensor_specs(saved, want, path, f"checkpoint's {name!r} weights")
-    _require(set(state["optimizers"]) == set(optimizers), path, "optimizers",
-             f"are {_show(sorted(state['optimizers']))}; the model has {sorted(optimizers)}")
+    _require(
+        set(state["optimizers"]) == set(optimizers),
+        path,
+        "optimizers",
+        f"are {_show(sorted(state['optimizers']))}; the model has {sorted(optimizers)}",
+    )
     for name, opt in optimizers.items():
         _check_optimizer(state["optimizers"][name], opt, path, f"optimizers.{name}")
     for key, current in (("rng", model.generator_.get_state()), ("torch_rng", torch.get_rng_state())):
-        _require(state[key].shape == current.shape, path, key,
-                 f"has {state[key].numel()} bytes; a generator state has {current.numel()}")
+        _require(
+            state[key].shape == current.shape,
+            path,
+            key,
+            f"has {state[key].numel()} bytes; a generator state has {current.numel()}",
+        )
 
 
 def _check_optimizer(saved: Any, opt: torch.optim.Optimizer, path: Path, field: str) -> None:
-    _require(isinstance(saved, dict) and set(saved) == {"state", "param_groups"}, path, field,
-             "must hold state and param_groups")
+    _require(
+        isinstance(saved, dict) and set(saved) == {"state", "param_groups"},
+        path,
+        field,
+        "must hold state and param_groups",
+    )
     groups = saved["param_groups"]
-    _require(isinstance(groups, list) and len(groups) == len(opt.param_groups), path, f"{field}.param_groups",
-             f"must list {len(opt.param_groups)} parameter group(s)")
+    _require(
+        isinstance(groups, list) and len(groups) == len(opt.param_groups),
+        path,
+        f"{field}.param_groups",
+        f"must list {len(opt.param_groups)} parameter group(s)",
+    )
     shapes: dict[int, tuple[int, ...]] = {}
     current = opt.state_dict()["param_groups"]
     for i, (group, mine) in enumerate(zip(groups, current)):
-        _require(isinstance(group, dict) and isinstance(group.get("params"), list)
-                 and len(group["params"]) == len(mine["params"]), path, f"{field}.param_groups[{i}].params",
-                 f"must list {len(mine['params'])} parameters")
+        _require(
+            isinstance(group, dict)
+            and isinstance(group.get("params"), list)
+            and len(group["params"]) == len(mine["params"]),
+            path,
+            f"{field}.param_groups[{i}].params",
+            f"must list {len(mine['params'])} parameters",
+        )
         for saved_id, my_id, param in zip(group["params"], mine["params"], opt.param_groups[i]["params"]):
-            _require(_is_int(saved_id) and saved_id == my_id, path, f"{field}.param_groups[{i}].params",
-                     "parameter ids do not match the model")
+            _require(
+                _is_int(saved_id) and saved_id == my_id,
+                path,
+                f"{field}.param_groups[{i}].params",
+                "parameter ids do not match the model",
+            )
             shapes[my_id] = tuple(param.shape)
     per_param = saved["state"]
-    _require(isinstance(per_param, dict) and set(per_param) <= set(shapes), path, f"{field}.state",
-             "refers to parameters the model does not have")
+    _require(
+        isinstance(per_param, dict) and set(per_param) <= set(shapes),
+        path,
+        f"{field}.state",
+        "refers to parameters the model does not have",
+    )
     for pid, entry in per_param.items():
         _require(isinstance(entry, dict), path, f"{field}.state[{pid}]", "must be a dict")
         for key, value in entry.items():
             if isinstance(value, torch.Tensor) and value.dim() > 0:
-                _require(tuple(value.shape) == shapes[pid], path, f"{field}.state[{pid}].{key}",
-                         f"has shape {list(value.shape)}; its parameter has {list(shapes[pid])}")
-                _require(bool(torch.isfinite(value).all()), path, f"{field}.state[{pid}].{key}",
-                         "holds NaN or infinite values")
+                _require(
+                    tuple(value.shape) == shapes[pid],
+                    path,
+                    f"{field}.state[{pid}].{key}",
+                    f"has shape {list(value.shape)}; its parameter has {list(shapes[pid])}",
+                )
+                _require(
+                    bool(torch.isfinite(value).all()),
+                    path,
+                    f"{field}.state[{pid}].{key}",
+                    "holds NaN or infinite values",
+                )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -595,8 +882,13 @@ def contained_file(directory: Path, name: str) -> Path:
     return target
 
 
-def _check_keys(data: Mapping[str, Any], known: set[str], file: Path, prefix: str,
-                optional: set[str] | frozenset = frozenset()) -> None:
+def _check_keys(
+    data: Mapping[str, Any],
+    known: set[str],
+    file: Path,
+    prefix: str,
+    optional: set[str] | frozenset = frozenset(),
+) -> None:
     unknown = sorted(set(data) - known, key=str)
     if unknown:
         raise ModelError(f"{file}: unknown field(s) {_show([prefix + str(k) for k in unknown])}")

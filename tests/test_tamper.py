@@ -48,7 +48,8 @@ def _table(n: int = 60) -> pd.DataFrame:
             "amount": np.round(rng.normal(50, 10, n), 2),
             "city": rng.choice(["Oslo", "Lima", "Pune"], n),
             "count": rng.integers(0, 1000, n),
-            "when": pd.Timestamp("2024-01-01", tz="Europe/Paris") + pd.to_timedelta(rng.integers(0, 90, n), "D"),
+            "when": pd.Timestamp("2024-01-01", tz="Europe/Paris")
+            + pd.to_timedelta(rng.integers(0, 90, n), "D"),
             "flag": rng.random(n) < 0.3,
             "code": [f"C{i:05d}" for i in range(n)],
             "score": np.where(rng.random(n) < 0.2, np.nan, rng.random(n)),
@@ -119,7 +120,9 @@ def _delete(*keys: Any) -> Callable[[dict], None]:
 
 
 def _first(tensors: dict[str, torch.Tensor], floating: bool = True) -> str:
-    return next(k for k in sorted(tensors) if tensors[k].is_floating_point() == floating and tensors[k].dim() == 2)
+    return next(
+        k for k in sorted(tensors) if tensors[k].is_floating_point() == floating and tensors[k].dim() == 2
+    )
 
 
 def _reshape(tensors: dict[str, torch.Tensor]) -> None:
@@ -250,52 +253,150 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
     ("json-truncated", ALL, _write('{"format_version": 1, "generator": "g'), J, r"corrupt model metadata"),
     ("json-huge-file", ALL, _huge_json, J, r"above the \d+-byte limit"),
     ("json-format-version", ALL, edit_json(_set("format_version", value=99)), J, r"format_version"),
-    ("json-unknown-generator", ALL, edit_json(_set("generator", value="pickle")), J, r"generator is 'pickle'"),
+    (
+        "json-unknown-generator",
+        ALL,
+        edit_json(_set("generator", value="pickle")),
+        J,
+        r"generator is 'pickle'",
+    ),
     ("json-history-not-numbers", ALL, edit_json(_set("history", value={"loss": ["x"]})), J, r"history\.loss"),
     # model.json: params
     ("param-unknown", ALL, edit_json(_set("params", "exec", value="rm -rf /")), J, r"params\.exec"),
     ("param-missing", ALL, edit_json(_delete("params", "batch_size")), J, r"params\.batch_size"),
     ("param-str-for-int", ALL, edit_json(_set("params", "epochs", value="300")), J, r"params\.epochs"),
-    ("param-bool-for-int", ALL, edit_json(_set("params", "batch_size", value=True)), J, r"params\.batch_size"),
-    ("param-str-for-bool", ALL, edit_json(_set("params", "mixed_precision", value="yes")), J, r"params\.mixed_precision"),
-    ("param-nan", ALL, edit_json(_set("params", "learning_rate", value=math.nan)), J, r"params\.learning_rate is nan"),
-    ("param-inf", ALL, edit_json(_set("params", "weight_decay", value=math.inf)), J, r"params\.weight_decay is inf"),
+    (
+        "param-bool-for-int",
+        ALL,
+        edit_json(_set("params", "batch_size", value=True)),
+        J,
+        r"params\.batch_size",
+    ),
+    (
+        "param-str-for-bool",
+        ALL,
+        edit_json(_set("params", "mixed_precision", value="yes")),
+        J,
+        r"params\.mixed_precision",
+    ),
+    (
+        "param-nan",
+        ALL,
+        edit_json(_set("params", "learning_rate", value=math.nan)),
+        J,
+        r"params\.learning_rate is nan",
+    ),
+    (
+        "param-inf",
+        ALL,
+        edit_json(_set("params", "weight_decay", value=math.inf)),
+        J,
+        r"params\.weight_decay is inf",
+    ),
     ("param-invalid-value", ALL, edit_json(_set("params", "val_fraction", value=5.0)), J, r"val_fraction"),
     ("param-device", ALL, edit_json(_set("params", "device", value="cuda; rm -rf /")), J, r"params\.device"),
-    ("param-max-categories-bomb", ALL, edit_json(_set("params", "max_categories", value=10**9)), J,
-     r"params\.max_categories"),
-    ("param-max-modes-bomb", ALL, edit_json(_set("params", "max_modes", value=10**9)), J, r"params\.max_modes"),
+    (
+        "param-max-categories-bomb",
+        ALL,
+        edit_json(_set("params", "max_categories", value=10**9)),
+        J,
+        r"params\.max_categories",
+    ),
+    (
+        "param-max-modes-bomb",
+        ALL,
+        edit_json(_set("params", "max_modes", value=10**9)),
+        J,
+        r"params\.max_modes",
+    ),
     # model.json: the encoder's state
     ("encoder-huge-category-list", ALL, edit_json(_many_categories), J, r"columns\['city'\]\.categories"),
-    ("encoder-nan-mean", ALL, edit_json(_set("encoder", "columns", "amount", "means", 0, value=math.nan)), J,
-     r"columns\['amount'\]\.means"),
-    ("encoder-zero-std", ALL, edit_json(_set("encoder", "columns", "amount", "stds", 0, value=0.0)), J,
-     r"columns\['amount'\]\.stds"),
-    ("encoder-modes-bomb", ALL, edit_json(_set("encoder", "columns", "amount", "weights", value=[1.0] * 10**5)), J,
-     r"columns\['amount'\]\.weights"),
+    (
+        "encoder-nan-mean",
+        ALL,
+        edit_json(_set("encoder", "columns", "amount", "means", 0, value=math.nan)),
+        J,
+        r"columns\['amount'\]\.means",
+    ),
+    (
+        "encoder-zero-std",
+        ALL,
+        edit_json(_set("encoder", "columns", "amount", "stds", 0, value=0.0)),
+        J,
+        r"columns\['amount'\]\.stds",
+    ),
+    (
+        "encoder-modes-bomb",
+        ALL,
+        edit_json(_set("encoder", "columns", "amount", "weights", value=[1.0] * 10**5)),
+        J,
+        r"columns\['amount'\]\.weights",
+    ),
     ("encoder-missing-column", ALL, edit_json(_delete("encoder", "columns", "city")), J, r"encoder\.columns"),
-    ("encoder-params-bomb", ALL, edit_json(_set("encoder", "params", "max_categories", value=10**12)), J,
-     r"encoder\.params\.max_categories"),
+    (
+        "encoder-params-bomb",
+        ALL,
+        edit_json(_set("encoder", "params", "max_categories", value=10**12)),
+        J,
+        r"encoder\.params\.max_categories",
+    ),
     ("schema-unknown-field", ALL, edit_json(_column_field("__class__", "os.system")), J, r"'.*__class__'"),
     ("schema-unknown-kind", ALL, edit_json(_column_field("kind", "pickle")), J, r"columns\[\d+\]\.kind"),
     ("schema-wrong-type-nullable", ALL, edit_json(_column_field("nullable", "no")), J, r"nullable"),
     ("schema-timezone-path", ALL, edit_json(_column_field("timezone", "../../etc/passwd")), J, r"timezone"),
-    ("schema-timezone-dateutil-path", ALL, edit_json(_column_field("timezone", "dateutil//etc/passwd")), J,
-     r"timezone"),
+    (
+        "schema-timezone-dateutil-path",
+        ALL,
+        edit_json(_column_field("timezone", "dateutil//etc/passwd")),
+        J,
+        r"timezone",
+    ),
     ("schema-bad-timestamp", ALL, edit_json(_column_field("min", "not a time")), J, r"\.min"),
     ("schema-id-width-bomb", ALL, edit_json(_id_format("width", 10**9)), J, r"id_format\.width"),
-    ("schema-duplicate-name", ALL, edit_json(_column_field("name", "amount", column="count")), J, r"appears twice"),
+    (
+        "schema-duplicate-name",
+        ALL,
+        edit_json(_column_field("name", "amount", column="count")),
+        J,
+        r"appears twice",
+    ),
     # model.json: each family's extra state
     ("extra-vae-unknown", ("vae",), edit_json(_set("extra", "payload", value="x")), J, r"extra\.payload"),
-    ("extra-gan-counts-length", ("gan",), edit_json(_set("extra", "category_counts", value=[1] * 10**4)), J,
-     r"extra\.category_counts"),
-    ("extra-gan-warnings-type", ("gan",), edit_json(_set("extra", "warnings", value=[{"x": 1}])), J, r"extra\.warnings"),
-    ("extra-ar-columns-order", ("autoregressive",), edit_json(_set("extra", "columns", value=["city"])), J,
-     r"extra\.columns"),
-    ("extra-ar-bins-nan", ("autoregressive",),
-     edit_json(_set("extra", "binned", "amount", "lo", 0, value=math.nan)), J, r"binned\['amount'\]\.lo"),
-    ("extra-ar-bins-bomb", ("autoregressive",),
-     edit_json(_set("extra", "binned", "amount", "lo", value=list(range(10**5)))), J, r"binned\['amount'\]\.lo"),
+    (
+        "extra-gan-counts-length",
+        ("gan",),
+        edit_json(_set("extra", "category_counts", value=[1] * 10**4)),
+        J,
+        r"extra\.category_counts",
+    ),
+    (
+        "extra-gan-warnings-type",
+        ("gan",),
+        edit_json(_set("extra", "warnings", value=[{"x": 1}])),
+        J,
+        r"extra\.warnings",
+    ),
+    (
+        "extra-ar-columns-order",
+        ("autoregressive",),
+        edit_json(_set("extra", "columns", value=["city"])),
+        J,
+        r"extra\.columns",
+    ),
+    (
+        "extra-ar-bins-nan",
+        ("autoregressive",),
+        edit_json(_set("extra", "binned", "amount", "lo", 0, value=math.nan)),
+        J,
+        r"binned\['amount'\]\.lo",
+    ),
+    (
+        "extra-ar-bins-bomb",
+        ("autoregressive",),
+        edit_json(_set("extra", "binned", "amount", "lo", value=list(range(10**5)))),
+        J,
+        r"binned\['amount'\]\.lo",
+    ),
     # model.safetensors
     ("weights-truncated", ALL, _truncate(cut=100), W, r"truncated"),
     ("weights-truncated-in-header", ALL, _truncate(keep=20), W, r"header length \d+ does not fit"),
@@ -303,7 +404,13 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
     ("weights-header-length-bomb", ALL, _header_length(2**60), W, r"header length \d+ does not fit"),
     ("weights-header-garbled", ALL, _garble_header, W, r"corrupt weights header"),
     ("weights-wrong-shape", ALL, edit_weights(_reshape), W, r"has shape \[.*\], but the params imply"),
-    ("weights-wrong-dtype", ALL, edit_weights(_retype), W, r"is torch\.float64, but the model needs torch\.float32"),
+    (
+        "weights-wrong-dtype",
+        ALL,
+        edit_weights(_retype),
+        W,
+        r"is torch\.float64, but the model needs torch\.float32",
+    ),
     ("weights-extra-tensor", ALL, edit_weights(_add_tensor), W, r"backdoor\.weight.*does not have"),
     ("weights-missing-tensor", ALL, edit_weights(_drop_tensor), W, r"missing"),
     ("weights-nan", ALL, edit_weights(_nan_weights), W, r"NaN or infinite"),
@@ -315,13 +422,34 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
 ]
 for _name in GENERATORS:
     _field, _value = WIDTH[_name]
-    CASES.append((f"param-{_field}-changed", (_name,), edit_json(_set("params", _field, value=_value)), W,
-                  r"has shape .* but the params imply"))
+    CASES.append(
+        (
+            f"param-{_field}-changed",
+            (_name,),
+            edit_json(_set("params", _field, value=_value)),
+            W,
+            r"has shape .* but the params imply",
+        )
+    )
     for _field, _value in BOMBS[_name]:
-        CASES.append((f"bomb-{_field}", (_name,), edit_json(_set("params", _field, value=_value)), J,
-                      rf"params\.{_field}"))
-    CASES.append(("bomb-billions-of-weights", (_name,), edit_json(lambda m, g=GIANT[_name]: m["params"].update(g)),
-                  J, r"params imply [\d,]+ weights, above the limit"))
+        CASES.append(
+            (
+                f"bomb-{_field}",
+                (_name,),
+                edit_json(_set("params", _field, value=_value)),
+                J,
+                rf"params\.{_field}",
+            )
+        )
+    CASES.append(
+        (
+            "bomb-billions-of-weights",
+            (_name,),
+            edit_json(lambda m, g=GIANT[_name]: m["params"].update(g)),
+            J,
+            r"params imply [\d,]+ weights, above the limit",
+        )
+    )
 
 PARAMS = [
     pytest.param(name, tamper, file, field, id=f"{name}-{case}")
@@ -422,7 +550,9 @@ def test_pickle_payload_in_checkpoint_is_refused(tmp_path: Path, kind: str) -> N
     checkpoints.mkdir()
     shutil.copy(evil, checkpoints / "checkpoint.pt")
     model = get_generator_class("vae")(**TINY["vae"], **COMMON, checkpoint_dir=str(checkpoints))
-    with pytest.raises(ModelError, match=r"checkpoint\.pt: refused: the checkpoint holds something other than"):
+    with pytest.raises(
+        ModelError, match=r"checkpoint\.pt: refused: the checkpoint holds something other than"
+    ):
         model.fit(_table(), resume=True)
     assert not marker.exists()
 
@@ -462,7 +592,9 @@ def test_checkpoint_resumes_untampered(checkpoints: dict[str, Path], tmp_path: P
     assert len(model.history_["epoch"]) == 2
 
 
-@pytest.mark.parametrize(("owner", "reader"), [("gan", "vae"), ("vae", "autoregressive"), ("autoregressive", "gan")])
+@pytest.mark.parametrize(
+    ("owner", "reader"), [("gan", "vae"), ("vae", "autoregressive"), ("autoregressive", "gan")]
+)
 def test_checkpoint_of_another_generator_is_refused(
     checkpoints: dict[str, Path], tmp_path: Path, owner: str, reader: str
 ) -> None:
@@ -475,7 +607,9 @@ def test_checkpoint_of_another_generator_is_refused(
 
 
 @pytest.mark.parametrize("name", GENERATORS)
-def test_checkpoint_with_other_widths_is_refused(checkpoints: dict[str, Path], tmp_path: Path, name: str) -> None:
+def test_checkpoint_with_other_widths_is_refused(
+    checkpoints: dict[str, Path], tmp_path: Path, name: str
+) -> None:
     field, value = WIDTH[name]
     with pytest.raises(ModelError, match=r"checkpoint\.pt: tensor .* has shape .* but the params imply"):
         _resume(name, checkpoints[name], tmp_path, **{field: value})
@@ -511,7 +645,9 @@ CHECKPOINT_CASES = {
 
 @pytest.mark.parametrize("name", GENERATORS)
 @pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
-def test_tampered_checkpoint_is_refused(checkpoints: dict[str, Path], tmp_path: Path, name: str, case: str) -> None:
+def test_tampered_checkpoint_is_refused(
+    checkpoints: dict[str, Path], tmp_path: Path, name: str, case: str
+) -> None:
     edit, field = CHECKPOINT_CASES[case]
     edited = _edit_checkpoint(checkpoints[name], tmp_path, edit)
     with pytest.raises(ModelError, match=rf"checkpoint\.pt: .*{field}|checkpoint\.pt:? {field}") as refused:
@@ -531,7 +667,11 @@ def test_truncated_checkpoint_is_refused(checkpoints: dict[str, Path], tmp_path:
 # ----------------------------------------------------------------------------------------------
 
 CLI_CASES = [
-    ("autoregressive", edit_json(_set("params", "d_model", value=10**9)), r"model\.json: params\.d_model is 1000000000"),
+    (
+        "autoregressive",
+        edit_json(_set("params", "d_model", value=10**9)),
+        r"model\.json: params\.d_model is 1000000000",
+    ),
     ("gan", _truncate(cut=100), r"model\.safetensors: .*truncated"),
     ("vae", _symlink_outside(W), r"model\.safetensors: points outside the model directory"),
     ("gan", edit_weights(_reshape), r"model\.safetensors: tensor '.*' has shape"),
@@ -539,7 +679,9 @@ CLI_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "tamper", "message"), CLI_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CLI_CASES)])
+@pytest.mark.parametrize(
+    ("name", "tamper", "message"), CLI_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CLI_CASES)]
+)
 def test_cli_sample_refuses_tampered_model(
     saved: dict[str, Path], tmp_path: Path, name: str, tamper: Callable[[Path], None], message: str
 ) -> None:
@@ -548,8 +690,21 @@ def test_cli_sample_refuses_tampered_model(
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "synthpipe.flows.cli", "sample", str(model_dir), "--rows", "10", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "synthpipe.flows.cli",
+            "sample",
+            str(model_dir),
+            "--rows",
+            "10",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
