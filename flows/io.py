@@ -641,6 +641,11 @@ def _arrow_read_csv(path: Path, delimiter: str, encoding: str) -> pa.Table:
         message = str(exc)
         if "Empty CSV file" in message:
             raise DataError(f"{path} holds no table: it has no header line") from None
+        if "straddling object" in message:  # one line longer than the reader's block
+            raise DataError(
+                f"{path}: a line is longer than {pacsv.ReadOptions().block_size} bytes, the limit on one CSV line "
+                "(the reader's block size); shorten that cell, or convert the table to Parquet, which has no such limit"
+            ) from None
         ragged = _find_ragged_line(path, delimiter, encoding)
         if ragged is not None:
             line, got, expected = ragged
