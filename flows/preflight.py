@@ -8,6 +8,7 @@ from pathlib import Path
 
 from synthpipe.flows.config import RunConfig, SourceConfig
 from synthpipe.generators.errors import ConfigError, DataError
+from synthpipe.generators.schema import check_width
 
 # Files up to this size are read in full here (the same reader as the ingest step); larger ones
 # get the cheap checks only and are read once, inside the flow.
@@ -31,7 +32,7 @@ def check_source(source: SourceConfig) -> None:
     if first.is_file() and total <= FULL_READ_BYTES:
         from synthpipe.flows.io import read_table
 
-        read_table(
+        df, _ = read_table(
             path,
             format=source.format,
             delimiter=source.delimiter,
@@ -39,6 +40,7 @@ def check_source(source: SourceConfig) -> None:
             table=source.table,
             query=source.query,
         )
+        check_width(df, path)
 
 
 def check_generator(cfg: RunConfig) -> None:

@@ -35,10 +35,11 @@ RUN = ["--generator", "gan", "--epochs", "1", "--rows", "30", "--no-progress"]
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One Prefect server for every subprocess of this module (each would start its own)."""
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # its telemetry races the first migration
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield PREFECT_API_URL.value()
 
 
@@ -134,7 +135,8 @@ def test_nul_bytes_in_parquet_names_and_values_are_data(prefect_api: str, tmp_pa
     cwd, root = _workspace(tmp_path)
     rng = np.random.default_rng(1)
     n = 60
-    table = pa.table({"nul\x00name": rng.choice(["a\x00b", "c", "\x00"], n), "v\x00": rng.normal(size=n)})
+    values = ["a\x00b", "c", "\x00"]  # Python strings: numpy's fixed-width ones would cut them at the NUL
+    table = pa.table({"nul\x00name": [values[i] for i in rng.integers(0, 3, n)], "v\x00": rng.normal(size=n)})
     pq.write_table(table, cwd / "nul.parquet")
     before = _files(root)
     proc = synthpipe(["run", "--source", "nul.parquet", "--out", "out", *RUN], cwd, prefect_api)
@@ -142,3 +144,66 @@ def test_nul_bytes_in_parquet_names_and_values_are_data(prefect_api: str, tmp_pa
     _assert_nothing_outside(before, root, cwd / "out")
     assert _synthetic_columns(cwd / "out") == ["nul\x00name", "v\x00"]
     assert set(pd.read_parquet(cwd / "out" / "synthetic")["nul\x00name"]) <= {"a\x00b", "c", "\x00"}
+
+
+def test_a_10_mb_csv_cell_is_refused_naming_the_limit(prefect_api: str, tmp_path: Path) -> None:
+    """A CSV line is read in one block of the Arrow reader (1 MiB): a 10 MB cell is refused
+    before the engine starts, with the limit and the way around it (Parquet)."""
+    cwd, root = _workspace(tmp_path)
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame({"x": rng.normal(size=50), "label": rng.choice(["a", "b"], 50)})
+    table.loc[3, "label"] = "Z" * (10 * 2**20)
+    table.to_csv(cwd / "bigcell.csv", index=False)
+    before = _files(root)
+    proc = synthpipe(["run", "--source", "bigcell.csv", "--out", "out", *RUN], cwd, prefect_api)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "bigcell.csv" in lines[0] and "1048576 bytes, the limit on one CSV line" in lines[0]
+    assert "Parquet" in lines[0] and "Traceback" not in proc.stderr
+    assert _files(root) - before <= {cwd / ".out.lock"}
+
+
+def test_a_10_mb_parquet_cell_is_handled(prefect_api: str, tmp_path: Path) -> None:
+    """Parquet has no line limit: the 10 MB value is one category among others, and the run
+    completes (memory: one copy of the value per emitted row that draws it)."""
+    cwd, root = _workspace(tmp_path)
+    rng = np.random.default_rng(3)
+    big = "Z" * (10 * 2**20)
+    table = pd.DataFrame({"x": rng.normal(size=60), "label": rng.choice(["a", "b"], 60)})
+    table.loc[[3, 4], "label"] = big
+    table.to_parquet(cwd / "bigcell.parquet")
+    before = _files(root)
+    proc = synthpipe(["run", "--source", "bigcell.parquet", "--out", "out", *RUN], cwd, prefect_api)
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    _assert_nothing_outside(before, root, cwd / "out")
+    labels = set(pd.read_parquet(cwd / "out" / "synthetic")["label"])
+    assert labels <= {"a", "b", big}
+
+
+def test_5000_columns_are_refused_naming_the_limit(prefect_api: str, tmp_path: Path) -> None:
+    """Validation compares every pair of columns (12.5 million pairs here): refused at once, before
+    the engine starts, with the limit and how to raise it."""
+    cwd, root = _workspace(tmp_path)
+    rng = np.random.default_rng(4)
+    wide = pd.DataFrame(rng.integers(0, 3, (30, 5000)), columns=[f"c{i}" for i in range(5000)])
+    wide.to_csv(cwd / "wide.csv", index=False)
+    before = _files(root)
+    proc = synthpipe(["run", "--source", "wide.csv", "--out", "out", *RUN], cwd, prefect_api)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "wide.csv has 5000 columns, above the limit of 1000" in lines[0]
+    assert "SYNTHPIPE_MAX_COLUMNS=5000" in lines[0]
+    assert _files(root) - before <= {cwd / ".out.lock"}
+
+
+def test_the_column_limit_can_be_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthpipe.generators.errors import DataError
+    from synthpipe.generators.schema import infer_schema
+
+    wide = pd.DataFrame(np.zeros((3, 1001)), columns=[f"c{i}" for i in range(1001)])
+    with pytest.raises(DataError, match="1001 columns, above the limit of 1000"):
+        infer_schema(wide)
+    monkeypatch.setenv("SYNTHPIPE_MAX_COLUMNS", "1001")
+    assert len(infer_schema(wide).columns) == 1001
