@@ -207,3 +207,14 @@ def test_the_column_limit_can_be_raised(monkeypatch: pytest.MonkeyPatch) -> None
         infer_schema(wide)
     monkeypatch.setenv("SYNTHPIPE_MAX_COLUMNS", "1001")
     assert len(infer_schema(wide).columns) == 1001
+
+
+def test_ids_minted_for_huge_text_keys_stay_short() -> None:
+    """An ID column of 10 MB cells: fresh IDs are capped at 64 characters, not 10 MB each."""
+    import numpy as np
+
+    from synthpipe.generators.ids import generate_ids, learn_id_format
+
+    keys = pd.Series([f"{i}" + "k" * (10 * 2**20) for i in range(3)])
+    minted = generate_ids(learn_id_format(keys), 1000, 0, np.random.default_rng(0))
+    assert len(set(minted)) == 1000 and max(map(len, minted)) == 64
