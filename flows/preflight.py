@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from synthpipe.flows.config import RunConfig, SourceConfig
 from synthpipe.generators.errors import ConfigError
+from synthpipe.generators.schema import check_width
 
 
 def check_source(source: SourceConfig) -> None:
@@ -16,7 +17,8 @@ def check_source(source: SourceConfig) -> None:
     """
     from synthpipe.flows.io.scan import peek_source
 
-    peek_source(source.path, **source.model_dump(exclude={"path"}))
+    head = peek_source(source.path, **source.model_dump(exclude={"path"}))
+    check_width(head, source.path)
 
 
 def check_generator(cfg: RunConfig) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+MAX_TEXT_ID_LENGTH = 64
 _PREFIX_DIGITS = re.compile(r"^(\D*?)(\d+)$")
 
 
@@ -52,7 +53,9 @@ def generate_ids(id_format: dict[str, Any], n: int, start_index: int, rng: np.ra
     if kind == "uuid":
         raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
         return [str(uuid.UUID(bytes=row.tobytes(), version=4)) for row in raw]
-    length = max(int(id_format.get("length", 12)), 12)  # long enough to make collisions negligible
+    # long enough to make collisions negligible, short enough that 10 MB source cells do not
+    # make every minted ID 10 MB
+    length = min(max(int(id_format.get("length", 12)), 12), MAX_TEXT_ID_LENGTH)
     alphabet = np.array(list("0123456789abcdefghijklmnopqrstuvwxyz"))
     chars = alphabet[rng.integers(0, len(alphabet), size=(n, length))]
     return ["".join(row) for row in chars]

@@ -6,6 +6,7 @@ stored next to a model, in Parquet metadata and in reports, and edited by hand.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -38,6 +39,8 @@ CONTINUOUS_KINDS = (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIM
 LOW_CARDINALITY_INTEGER = 5
 # Fewer rows than this and "every value distinct" says nothing about being an identifier.
 MIN_ROWS_FOR_ID = 20
+# Widest table accepted (SYNTHPIPE_MAX_COLUMNS overrides it): pair-wise checks grow with its square.
+MAX_COLUMNS = 1_000
 _ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key|rownames?|index)$", re.IGNORECASE)
 
 
@@ -128,6 +131,25 @@ class TableSchema(NamedColumns):
 INGEST_OVERRIDES = {"on_infinite": ("null", "error")}
 
 
+def max_columns() -> int:
+    """MAX_COLUMNS, or SYNTHPIPE_MAX_COLUMNS from the environment."""
+    value = os.environ.get("SYNTHPIPE_MAX_COLUMNS", "")
+    if value and not value.isdigit():
+        raise ConfigError(f"SYNTHPIPE_MAX_COLUMNS must be a whole number, got {value!r}")
+    return int(value) if value else MAX_COLUMNS
+
+
+def check_width(df: pd.DataFrame, what: str = "the table") -> None:
+    """Refuse tables wider than max_columns(): validation compares every pair of columns, so a
+    5,000-column table would run for hours; say so at once, with the way to allow it."""
+    limit = max_columns()
+    if df.shape[1] > limit:
+        raise DataError(
+            f"{what} has {df.shape[1]} columns, above the limit of {limit} (validation compares every pair of "
+            f"columns); select fewer columns, or raise the limit with SYNTHPIPE_MAX_COLUMNS={df.shape[1]}"
+        )
+
+
 def infer_schema(
     df: pd.DataFrame,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
@@ -144,6 +166,7 @@ def infer_schema(
     bounds and categories come from the whole table, so a rare category or an extreme value that
     the sample missed is still in the schema; kinds and formats are still read from `df`.
     """
+    check_width(df)
     if df.columns.duplicated().any():
         dupes = sorted(set(df.columns[df.columns.duplicated()].astype(str)))
         raise DataError(f"the table has duplicate column names: {dupes}")

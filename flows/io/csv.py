@@ -368,6 +368,11 @@ class CsvBatches:
                 raise RestartScan() from None
         if "Empty CSV file" in message:
             raise DataError(f"{file.path} holds no table: it has no header line") from None
+        if "straddling object" in message:  # one line longer than the reader's block
+            raise DataError(
+                f"{file.path}: a line is longer than {self.block_bytes} bytes, the limit on one CSV line "
+                "(the reader's block size); shorten that cell, or convert the table to Parquet, which has no such limit"
+            ) from None
         if not self.newlines:
             self.newlines = True  # quoted newlines confuse the fast block splitter: allow them
             raise RestartScan() from None
