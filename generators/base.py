@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from synthpipe.generators.codec import RowCodec
 from synthpipe.generators.conditions import Conditions, from_units
@@ -303,8 +303,11 @@ class BaseGenerator:
         self.history_ = meta.get("history", {})
         self.device_ = select_device(self.config.device)
         self._load_extra_state(meta.get("extra", {}))
-        tensors = model_files.read_weights(path, self)  # header checked against the params first
         self._build()
+        try:
+            tensors = load_file(weights_path, device=str(self.device_))
+        except Exception as exc:  # safetensors raises several types for a damaged file
+            raise ModelError(f"{weights_path}: cannot read weights ({exc})") from None
         for module_name, module in self._modules().items():
             prefix = f"{module_name}."
             module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})

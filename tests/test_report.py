@@ -188,8 +188,8 @@ def hostile_report(tmp_path_factory):
     return root, out, report
 
 
-def _dump_dom(path, profile) -> str:
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+def _dump_dom(chromium, path, profile) -> str:
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
                "--dump-dom", path.resolve().as_uri()]
     return subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
@@ -238,15 +238,14 @@ def test_no_path_is_built_from_a_data_value(hostile_report):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed (.ci/run installs it)")
-def test_no_injected_script_runs_in_report_or_data_docs(hostile_report, tmp_path):
+def test_no_injected_script_runs_in_report_or_data_docs(hostile_report, tmp_path, chromium):
     _, out, report = hostile_report
     # the detector works: the same payloads in a page that does not escape them do run
     control = tmp_path / "control.html"
     control.write_text(f"<html><head><title>control</title></head><body>{HOSTILE_SCRIPT}{HOSTILE_IMG}</body></html>")
-    assert _parse(_dump_dom(control, tmp_path / "p0")).title == "XSS-RAN"
+    assert _parse(_dump_dom(chromium, control, tmp_path / "p0")).title == "XSS-RAN"
 
-    dom = _dump_dom(out / "report.html", tmp_path / "p1")
+    dom = _dump_dom(chromium, out / "report.html", tmp_path / "p1")
     page = _parse(dom)
     assert page.title == f"synthpipe report: {'PASS' if report['passed'] else 'FAIL'}"
     assert not [t for t, _ in page.tags if t in ("script", "iframe", "object", "embed")]
@@ -257,4 +256,4 @@ def test_no_injected_script_runs_in_report_or_data_docs(hostile_report, tmp_path
     pages = sorted((out / "data_docs").rglob("*.html"))
     assert len(pages) >= 3  # index, the suite, the validation run
     for k, docs_page in enumerate(pages):
-        assert "XSS-RAN" not in _parse(_dump_dom(docs_page, tmp_path / f"d{k}")).title, docs_page
+        assert "XSS-RAN" not in _parse(_dump_dom(chromium, docs_page, tmp_path / f"d{k}")).title, docs_page

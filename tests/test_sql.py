@@ -337,7 +337,7 @@ WRITES_POSTGRES = [
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("query", WRITES_POSTGRES)
-def test_postgres_queries_cannot_change_the_source(pg, query):
+def test_postgres_queries_cannot_change_the_source(pg, pg_url, query):
     from synthpipe.flows.io.scan import scan_source
 
     engine, made = pg
@@ -346,8 +346,8 @@ def test_postgres_queries_cannot_change_the_source(pg, query):
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE SEQUENCE {name}_seq OWNED BY {name}.id"))
     for read in (
-        lambda: read_sql(PG_URL, query=query.format(t=name)),
-        lambda: scan_source(PG_URL, query=query.format(t=name)),
+        lambda: read_sql(pg_url, query=query.format(t=name)),
+        lambda: scan_source(pg_url, query=query.format(t=name)),
     ):
         with pytest.raises(DataError, match="read-only transaction") as info:
             read()
@@ -360,15 +360,15 @@ def test_postgres_queries_cannot_change_the_source(pg, query):
 
 
 @pytest.mark.postgres
-def test_postgres_reads_still_work_read_only(pg):
+def test_postgres_reads_still_work_read_only(pg, pg_url):
     from synthpipe.flows.io.scan import scan_source
 
     name = _make_table(pg, "plain", "id int, label text", "SELECT g, 'l' || (g % 3) FROM generate_series(1, 500) g")
-    result = scan_source(PG_URL, table=name, max_train_rows=100, holdout_fraction=0.2, batch_rows=64)
+    result = scan_source(pg_url, table=name, max_train_rows=100, holdout_fraction=0.2, batch_rows=64)
     assert result.profile.rows == 500 and len(result.train) == 100 and len(result.holdout) == 25
     assert result.profile["label"].distinct == 3 and result.profile["id"].max == 500
-    assert result.provenance.source == mask_url(PG_URL) and "synthpipe:synthpipe@" not in result.provenance.source
-    again = scan_source(PG_URL, table=name, max_train_rows=100, holdout_fraction=0.2, batch_rows=500)
+    assert result.provenance.source == mask_url(pg_url) and "synthpipe:synthpipe@" not in result.provenance.source
+    again = scan_source(pg_url, table=name, max_train_rows=100, holdout_fraction=0.2, batch_rows=500)
     assert again.profile.content_hash == result.profile.content_hash  # chunking does not change it
     assert again.train.equals(result.train)
 
@@ -379,10 +379,10 @@ def _without_password(url: str) -> str:
 
 
 @pytest.mark.postgres
-def test_postgres_password_from_the_environment(pg, monkeypatch, tmp_path, caplog):
+def test_postgres_password_from_the_environment(pg, pg_url, monkeypatch, tmp_path, caplog):
     name = _make_table(pg, "envpw", "a int", "VALUES (1), (2)")
-    bare = _without_password(PG_URL)
-    password = sa.engine.make_url(PG_URL).password
+    bare = _without_password(pg_url)
+    password = sa.engine.make_url(pg_url).password
     monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))  # only the variable under test
     monkeypatch.setenv("PGPASSWORD", password)
     assert read_sql(bare, table=name)["a"].tolist() == [1, 2]
@@ -395,9 +395,9 @@ def test_postgres_password_from_the_environment(pg, monkeypatch, tmp_path, caplo
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("where", ["PGPASSFILE", "HOME"])
-def test_postgres_password_from_pgpass(pg, monkeypatch, tmp_path, where):
+def test_postgres_password_from_pgpass(pg, pg_url, monkeypatch, tmp_path, where):
     name = _make_table(pg, "pgpass", "a int", "VALUES (7)")
-    url = sa.engine.make_url(PG_URL)
+    url = sa.engine.make_url(pg_url)
     pgpass = tmp_path / ".pgpass"
     pgpass.write_text(f"{url.host}:{url.port or 5432}:{url.database}:{url.username}:{url.password}\n")
     pgpass.chmod(0o600)  # libpq ignores a .pgpass others can read
@@ -407,4 +407,4 @@ def test_postgres_password_from_pgpass(pg, monkeypatch, tmp_path, where):
     else:
         monkeypatch.delenv("PGPASSFILE", raising=False)
         monkeypatch.setenv("HOME", str(tmp_path))
-    assert read_sql(_without_password(PG_URL), table=name)["a"].tolist() == [7]
+    assert read_sql(_without_password(pg_url), table=name)["a"].tolist() == [7]
