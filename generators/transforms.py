@@ -20,10 +20,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthpipe.generators.ids import generate_ids
+from synthpipe.generators.restore import (
+    assemble,
+    datetime_unit,
+    restore_categorical,
+    restore_constant,
+    restore_ids,
+    restore_integer,
+)
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema
 
 OTHER = "__synthpipe_other__"  # bucket for categories beyond max_categories
+
+# The restore helpers under their former private names, for autoregressive.py until it imports
+# them from generators/restore.py.
+_restore_categorical, _restore_constant, _restore_ids = restore_categorical, restore_constant, restore_ids
 
 
 @dataclass
@@ -142,7 +153,7 @@ class ContinuousEncoder:
         x, _ = self._to_float(series)
         x = x[~np.isnan(x)]
         if self.column.kind == ColumnKind.DATETIME:
-            self.datetime_unit = _datetime_unit(series.dropna())
+            self.datetime_unit = datetime_unit(series.dropna())
         if len(x) > max_rows:
             x = rng.choice(x, size=max_rows, replace=False)
         self.weights, self.means, self.stds = fit_gmm_1d(x, max_modes=max_modes)
@@ -201,7 +212,7 @@ class ContinuousEncoder:
         if col.min is not None:
             x = np.clip(x, col.min, col.max)
         if col.kind == ColumnKind.INTEGER:
-            return _restore_integer(np.round(x), null, col)
+            return restore_integer(np.round(x), null, col)
         if col.decimals is not None:
             x = np.round(x, col.decimals)
         x = np.where(null, np.nan, x)
@@ -259,7 +270,7 @@ class CategoricalEncoder:
                 tail = np.empty(len(self.tail), dtype=object)
                 tail[:] = self.tail
                 out[other] = tail[rng.choice(len(self.tail), size=int(other.sum()), p=self.tail_probs)]
-        return _restore_categorical(out, self.column)
+        return restore_categorical(out, self.column)
 
     def spans(self) -> list[tuple[str, int]]:
         return [("category", len(self.categories))]
@@ -355,15 +366,7 @@ class TableEncoder:
                 decoded[name] = enc.decode(vals, cods, rng)
             else:
                 decoded[name] = enc.decode(vals, cods)
-        out = {}
-        for column in self.schema_.columns:
-            if column.kind == ColumnKind.ID:
-                out[column.name] = _restore_ids(generate_ids(column.id_format, n, start_index, rng), column)
-            elif column.kind == ColumnKind.CONSTANT:
-                out[column.name] = _restore_constant(column, n)
-            else:
-                out[column.name] = decoded[column.name].reset_index(drop=True)
-        return pd.DataFrame(out, columns=self.schema_.names)
+        return assemble(self.schema_, decoded, n, rng, start_index)
 
     def to_dense(self, values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """Batch of (values, codes) -> dense [batch, dense_dim] with one-hot blocks, on their device."""
@@ -431,81 +434,6 @@ class TableEncoder:
                 self.encoders_[name] = enc
         self._build_layout()
         return self
-
-
-# ----------------------------------------------------------------------------------------------
-# dtype restoration
-# ----------------------------------------------------------------------------------------------
-
-
-def _restore_integer(x: np.ndarray, null: np.ndarray, col: ColumnSchema) -> pd.Series:
-    dtype = col.dtype
-    target = dtype if ("int" in dtype.lower()) else ("Int64" if col.nullable else "int64")
-    info = np.iinfo(np.dtype(target.lower()))
-    # float64 cannot hold every int64; keep clear of the edges before the cast
-    x = np.clip(np.nan_to_num(x), float(info.min), np.nextafter(float(info.max), 0))
-    ints = x.astype(np.dtype(target.lower()))
-    if col.min is not None:
-        ints = np.clip(ints, col.min, col.max).astype(np.dtype(target.lower()))
-    if null.any():
-        nullable = target if target[0].isupper() else target.capitalize()
-        return pd.Series(pd.array(ints, dtype=nullable), name=col.name).mask(null)
-    return pd.Series(ints, name=col.name).astype(target)
-
-
-def _restore_categorical(values: np.ndarray, col: ColumnSchema) -> pd.Series:
-    dtype = col.dtype
-    s = pd.Series(values, name=col.name, dtype=object)
-    if dtype == "category":
-        cats = col.categories or [v for v in pd.unique(s.dropna())]
-        return pd.Series(pd.Categorical(s, categories=cats, ordered=col.ordered), name=col.name)
-    null = s.isna()
-    if col.kind == ColumnKind.BOOLEAN:
-        if dtype == "bool" and not null.any():
-            return s.astype(bool)
-        return s.astype("boolean") if dtype in ("bool", "boolean") else s
-    if dtype in ("object", "string", "str") or dtype.startswith("string"):
-        return s.astype(dtype) if dtype != "object" else s
-    try:
-        if null.any() and "int" in dtype.lower():
-            return s.astype(dtype.capitalize() if dtype.islower() else dtype)
-        return s.astype(dtype)
-    except (TypeError, ValueError):
-        return s
-
-
-def _restore_ids(ids: list[Any], col: ColumnSchema) -> pd.Series:
-    s = pd.Series(ids, name=col.name)
-    try:
-        return s.astype(col.dtype)
-    except (TypeError, ValueError):
-        return s
-
-
-def _restore_constant(col: ColumnSchema, n: int) -> pd.Series:
-    value = col.constant_value
-    if col.kind == ColumnKind.CONSTANT and value is not None and col.dtype.startswith("datetime64"):
-        value = pd.Timestamp(value)
-    s = pd.Series([value] * n, name=col.name, dtype=object)
-    try:
-        return s.astype(col.dtype)
-    except (TypeError, ValueError):
-        return s
-
-
-def _datetime_unit(values: pd.Series) -> str | None:
-    if len(values) == 0:
-        return None
-    dt = values if pd.api.types.is_datetime64_any_dtype(values.dtype) else pd.to_datetime(
-        values, errors="coerce", format="mixed"
-    )
-    if getattr(dt.dtype, "tz", None) is not None:
-        dt = dt.dt.tz_localize(None)  # the local wall clock
-    ns = dt.dropna().to_numpy(dtype="datetime64[ns]").astype("int64")
-    for unit, step in (("D", 86_400 * 10**9), ("s", 10**9), ("ms", 10**6)):
-        if np.all(ns % step == 0):
-            return unit
-    return None
 
 
 def _json_list(values: list[Any]) -> list[Any]:
