@@ -87,10 +87,10 @@ def synthpipe_fit(df: pd.DataFrame, args: argparse.Namespace, residual: str = "c
     step_products: list[tuple[str, list[list[int]]]] = []
     train = model._train  # the training loop proper (BaseGenerator._train), timed from outside
 
-    def timed_train(start_epoch: int) -> None:
+    def timed_train(*position: Any) -> None:
         nonlocal loop
         before = clocks()
-        train(start_epoch)
+        train(*position)
         loop = clocks() - before
         # after the clock: record the matrix products of one step (weights restored afterwards)
         saved = {k: {n: t.clone() for n, t in m.state_dict().items()} for k, m in model._modules().items()}

@@ -24,9 +24,12 @@ from synthpipe.flows.conditions import coerce_conditions
 from synthpipe.flows.config import RunConfig
 from synthpipe.flows.io import atomic_directory, read_table, write_parquet
 from synthpipe.generators import get_generator_class
-from synthpipe.generators.base import BaseGenerator, derive_seed
+from synthpipe.generators.base import BaseGenerator
+from synthpipe.generators.conditions import Conditions
 from synthpipe.generators.errors import SynthpipeError
 from synthpipe.generators.schema import TableSchema, infer_schema
+from synthpipe.generators.seeding import SeedStream
+from synthpipe.generators.splits import split_rows
 
 # Rows kept in memory from the emitted table for validation; validators subsample anyway.
 VALIDATION_ROWS = 50_000
@@ -61,11 +64,7 @@ def build_schema(df: pd.DataFrame, overrides: dict[str, dict[str, Any]]) -> Tabl
 @task(name="split-holdout", cache_policy=NO_CACHE)
 def split_holdout(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows the generator never sees, for privacy, concept-shift and held-out likelihood checks."""
-    n_holdout = int(round(len(df) * fraction))
-    if n_holdout < 1 or len(df) - n_holdout < 2:
-        return df, df.iloc[:0]
-    perm = np.random.default_rng(derive_seed(seed, 11)).permutation(len(df))
-    return df.iloc[np.sort(perm[n_holdout:])], df.iloc[np.sort(perm[:n_holdout])]
+    return split_rows(df, fraction, seed, SeedStream.HOLDOUT_SPLIT)
 
 
 @task(name="train", cache_policy=NO_CACHE)
@@ -78,23 +77,25 @@ def train(train_df: pd.DataFrame, schema: TableSchema, cfg: RunConfig, checkpoin
 def sample_chunks(
     model: BaseGenerator,
     rows: int,
-    conditions: dict[str, Any] | pd.DataFrame | None,
+    conditions: dict[str, Any] | pd.DataFrame | Conditions | None,
     seed: int,
     chunk_rows: int,
     keep: list[pd.DataFrame],
     keep_rows: int = VALIDATION_ROWS,
+    start_index: int = 0,
 ) -> Iterator[pd.DataFrame]:
-    """Independent, seeded shards: shard i uses seed f(seed, i), so shards can run anywhere.
+    """Rows start_index .. start_index + rows of the seed's one stream, cut into chunks: the
+    generator's sampling is row-addressable, so the rows do not depend on `chunk_rows`.
 
     `conditions` is one mapping for every row, or a frame with one row of conditions per
-    emitted row (sliced per shard). The first `keep_rows` rows are also kept for validation.
+    emitted row (sliced per chunk). The first `keep_rows` rows are also kept for validation.
     """
+    parsed = Conditions.parse(conditions, model.schema_, rows) if conditions is not None else None
     kept = 0
-    for i, start in enumerate(range(0, rows, chunk_rows)):
+    for start in range(0, rows, chunk_rows):
         size = min(chunk_rows, rows - start)
-        cond = conditions.iloc[start : start + size] if isinstance(conditions, pd.DataFrame) else conditions
-        chunk = model.sample(size, conditions=cond if cond is not None and len(cond) else None,
-                             seed=derive_seed(seed, 1000 + i), start_index=start)
+        cond = parsed.rows(start, start + size) if parsed is not None else None
+        chunk = model.sample(size, conditions=cond, seed=seed, start_index=start_index + start)
         if kept < keep_rows:
             keep.append(chunk.iloc[: keep_rows - kept])
             kept += len(keep[-1])
@@ -116,14 +117,15 @@ def sample_and_write(
     parts = split_sizes(rows, cfg.split) if cfg.split else {None: rows}
     keep: list[pd.DataFrame] = []
     written: dict[str, Any] = {"rows": 0, "files": 0, "bytes": 0, "splits": {}}
+    parsed = Conditions.parse(conditions, model.schema_, rows) if conditions is not None else None
     offset = 0
-    for index, (name, size) in enumerate(parts.items()):
+    for name, size in parts.items():
         target = out_dir / name if name else out_dir
-        cond = conditions.iloc[offset : offset + size] if isinstance(conditions, pd.DataFrame) else conditions
-        result = write_parquet(
+        cond = parsed.rows(offset, offset + size) if parsed is not None else None
+        result = write_parquet(  # each split is the next slice of the one stream of cfg.seed
             target,
-            sample_chunks(model, size, cond, derive_seed(cfg.seed, 2000 + index), cfg.chunk_rows, keep,
-                          keep_rows=max(0, VALIDATION_ROWS - sum(map(len, keep)))),
+            sample_chunks(model, size, cond, cfg.seed, cfg.chunk_rows, keep,
+                          keep_rows=max(0, VALIDATION_ROWS - sum(map(len, keep))), start_index=offset),
             schema=model.schema_.to_dict(),
             metadata={**metadata, "split": name, "rows": size},
         )

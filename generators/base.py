@@ -1,10 +1,17 @@
-"""What every generator shares: the public contract, device choice, seeding, the training loop
-(validation split, early stopping, best checkpoint, resumable checkpoints, time budget, progress
-bar, mixed precision) and pickle-free persistence.
+"""What every generator shares: the public contract, parameter validation, device choice,
+seeding, the training loop (validation split, early stopping, best checkpoint, resumable
+checkpoints, a time budget checked between steps, progress bar, mixed precision) and pickle-free
+persistence.
 
-A model family subclasses `BaseGenerator` and fills in four hooks: `_build` (create modules and
-optimisers), `_train_epoch`, `_validation_loss` and `_sample_encoded`. Everything else lives here
-once, so the GAN, VAE and autoregressive models behave the same way.
+A model family subclasses `BaseGenerator`, names its row codec (`Codec` / `_make_codec`) and
+fills in the hooks: `_build` (modules and optimisers), `_train_step` (one optimisation step),
+`_validation_loss` and `_sample_block` (encoded rows for one block of a sample). Everything else
+lives here once, so the families behave the same way.
+
+Random state is the estimator's own: training runs inside `torch.random.fork_rng` seeded from
+the run's seed (the caller's global torch RNG is left as it was), and a sample's block k is drawn
+from `derive_seed(seed, SeedStream.SAMPLE_BLOCK, k)` alone, so the rows of a seed do not depend
+on how a caller chunks or shards them.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,11 +31,19 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
+from synthpipe.generators.codec import RowCodec
+from synthpipe.generators.conditions import Conditions, from_units
 from synthpipe.generators.errors import ConfigError, DataError, ModelError
-from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema, infer_schema
-from synthpipe.generators.transforms import TableEncoder
+from synthpipe.generators.mode_codec import ModeSpecificCodec
+from synthpipe.generators.schema import ColumnKind, TableSchema, infer_schema
+from synthpipe.generators.seeding import SAMPLE_BLOCK_ROWS, SeedStream, derive_seed, numpy_rng
+from synthpipe.generators.serialize import to_jsonable
+from synthpipe.generators.splits import split_rows
 
-FORMAT_VERSION = 1
+__all__ = ["BaseGenerator", "TrainConfig", "derive_seed", "select_device"]
+
+FORMAT_VERSION = 2  # 2: model.json holds "codec" (version 1 held "encoder"; both load)
+MAX_STEPS_PER_EPOCH = 200  # default epoch length on large tables (evaluation, checkpoints, patience)
 
 
 @dataclass
@@ -45,7 +60,8 @@ class TrainConfig:
     min_delta: float = 1e-4
     checkpoint_every: int = 10  # epochs between resumable checkpoints (when checkpoint_dir is set)
     checkpoint_dir: str | None = None
-    time_budget_s: float | None = None  # stop training after this many seconds
+    time_budget_s: float | None = None  # stop training after this many seconds (checked every step)
+    steps_per_epoch: int | None = None  # default: min(batches in the table, MAX_STEPS_PER_EPOCH)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     mixed_precision: bool = True  # bf16/fp16 autocast on CUDA; ignored on the CPU
     seed: int = 0
@@ -53,6 +69,46 @@ class TrainConfig:
     max_categories: int = 500  # categories beyond this are folded into one "other" class
     max_modes: int = 10  # Gaussian-mixture modes per continuous column
     max_fit_rows: int = 20_000  # rows used to fit the mixture of each continuous column
+
+
+# A parameter check: (parameter name, predicate on the whole config, what the value must be).
+Check = tuple[str, Callable[[Any], bool], str]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+BASE_CHECKS: list[Check] = [
+    ("epochs", lambda c: _is_int(c.epochs) and c.epochs >= 1, "must be an integer >= 1"),
+    ("batch_size", lambda c: _is_int(c.batch_size) and c.batch_size >= 2, "must be an integer >= 2"),
+    ("learning_rate", lambda c: _is_number(c.learning_rate) and c.learning_rate > 0, "must be > 0"),
+    ("weight_decay", lambda c: _is_number(c.weight_decay) and c.weight_decay >= 0, "must be >= 0"),
+    ("val_fraction", lambda c: _is_number(c.val_fraction) and 0 <= c.val_fraction < 0.9, "must be in [0, 0.9)"),
+    ("eval_every", lambda c: _is_int(c.eval_every) and c.eval_every >= 1, "must be an integer >= 1"),
+    ("patience", lambda c: _is_int(c.patience) and c.patience >= 0, "must be an integer >= 0 (0 disables)"),
+    ("min_delta", lambda c: _is_number(c.min_delta) and c.min_delta >= 0, "must be >= 0"),
+    ("checkpoint_every", lambda c: _is_int(c.checkpoint_every) and c.checkpoint_every >= 1, "must be an integer >= 1"),
+    (
+        "time_budget_s",
+        lambda c: c.time_budget_s is None or (_is_number(c.time_budget_s) and c.time_budget_s > 0),
+        "must be > 0 seconds (or unset)",
+    ),
+    (
+        "steps_per_epoch",
+        lambda c: c.steps_per_epoch is None or (_is_int(c.steps_per_epoch) and c.steps_per_epoch >= 1),
+        "must be an integer >= 1 (or unset)",
+    ),
+    ("device", lambda c: isinstance(c.device, str) and bool(c.device), "must be auto, cpu, cuda or cuda:N"),
+    ("seed", lambda c: _is_int(c.seed) and c.seed >= 0, "must be an integer >= 0"),
+    ("max_categories", lambda c: _is_int(c.max_categories) and c.max_categories >= 1, "must be an integer >= 1"),
+    ("max_modes", lambda c: _is_int(c.max_modes) and c.max_modes >= 1, "must be an integer >= 1"),
+    ("max_fit_rows", lambda c: _is_int(c.max_fit_rows) and c.max_fit_rows >= 2, "must be an integer >= 2"),
+]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -68,16 +124,14 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
-def derive_seed(seed: int, *parts: int) -> int:
-    """A seed for shard or stage `parts` of a run, independent of the others (SeedSequence)."""
-    return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0])
-
-
 class BaseGenerator:
-    """fit(table) -> self; sample(n, conditions, seed) -> DataFrame; save(path); load(path)."""
+    """fit(table) -> self; sample(n, conditions, seed, start_index) -> DataFrame; save; load."""
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[TrainConfig]] = TrainConfig
+    Codec: ClassVar[type] = ModeSpecificCodec  # the family's row codec (see generators/codec.py)
+    supports_conditions: ClassVar[str] = "none"  # "none" | "discrete" | "any"
+    loss_names: ClassVar[tuple[str, ...]] = ()  # what _train_step's loss vector holds
 
     def __init__(self, **params: Any):
         known = {f.name for f in fields(self.Config)}
@@ -87,75 +141,93 @@ class BaseGenerator:
                 f"{self.name} generator: unknown parameter(s) {unknown}; known parameters are {sorted(known)}"
             )
         self.config = self.Config(**params)
+        self._validate_config()  # sklearn style: a bad value fails here, before any data is read
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters, as given to the constructor (defaults filled in)."""
+        return asdict(self.config)
 
     # ---- the public contract ------------------------------------------------------------------
 
     def fit(self, data: pd.DataFrame, schema: TableSchema | None = None, resume: bool = False) -> BaseGenerator:
         """Train on `data`. With `resume`, continue from the last checkpoint in checkpoint_dir."""
+        cfg = self.config
         self._validate_config()
         if len(data) < 2:
             raise DataError(f"cannot train on a table with {len(data)} row(s); at least 2 are needed")
         self.schema_ = schema or infer_schema(data)
-        self.device_ = select_device(self.config.device)
-        torch.manual_seed(self.config.seed)
-        self.generator_ = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        self.device_ = select_device(cfg.device)
         checkpoint = self._load_checkpoint() if resume else None
         if resume and checkpoint is None:
-            raise ModelError(f"--resume: no checkpoint found in {self.config.checkpoint_dir!r}")
-        if checkpoint is not None:
-            self.encoder_ = TableEncoder.from_state_dict(checkpoint["encoder"])
-            self._load_extra_state(checkpoint.get("extra", {}))
-        else:
-            self.encoder_ = TableEncoder(
-                max_modes=self.config.max_modes,
-                max_categories=self.config.max_categories,
-                max_fit_rows=self.config.max_fit_rows,
-                seed=self.config.seed,
-            ).fit(data, self.schema_)
-        train, val = self._split(data)
-        if checkpoint is None:
-            self._fit_preprocessing(train)
-        self.train_ = self._encode_rows(train)
-        self.val_ = self._encode_rows(val) if len(val) else None
-        self.n_train_ = len(train)
-        self._build()
-        self.history_: dict[str, list[float]] = {}
-        start_epoch = 0
-        if checkpoint is not None:
-            start_epoch = self._restore_checkpoint(checkpoint)
-        self._train(start_epoch)
-        del self.train_, self.val_
+            raise ModelError(f"--resume: no checkpoint found in {cfg.checkpoint_dir!r}")
+        devices = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the caller's global RNG is left untouched
+            torch.manual_seed(derive_seed(cfg.seed, SeedStream.TRAIN_TORCH))
+            self.rng_ = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, SeedStream.TRAIN_TORCH, 1))
+            if checkpoint is not None:
+                self.codec_ = self.Codec.from_state_dict(checkpoint["codec"])
+                self._load_extra_state(checkpoint.get("extra", {}))
+            else:
+                self.codec_ = self._make_codec().fit(data, self.schema_, cfg.seed)
+            train, val = split_rows(data, cfg.val_fraction, cfg.seed, SeedStream.VALIDATION_SPLIT)
+            if checkpoint is None:
+                self._fit_preprocessing(train)
+            self.train_ = self._encode_rows(train)
+            self.val_ = self._encode_rows(val) if len(val) else None
+            self.n_train_ = len(train)
+            self._build()
+            self.history_: dict[str, Any] = {}
+            self._best: dict[str, Any] = {"score": math.inf, "epoch": None, "stale": 0, "modules": None}
+            position = (0, 0, None)
+            if checkpoint is not None:
+                position = self._restore_checkpoint(checkpoint)
+            try:
+                self._train(*position)
+            finally:
+                del self.train_, self.val_
         return self
 
     def sample(
         self,
         n: int,
-        conditions: Mapping[str, Any] | pd.DataFrame | None = None,
+        conditions: Mapping[str, Any] | pd.DataFrame | Conditions | None = None,
         seed: int | None = None,
         start_index: int = 0,
-        batch_size: int = 50_000,
     ) -> pd.DataFrame:
-        """Draw `n` rows. `start_index` is the first row's position in the whole emitted table
-        (sharded writers pass it so that minted IDs never repeat across shards)."""
+        """Rows start_index .. start_index + n of the seed's stream (default: the training seed).
+
+        Whole blocks of SAMPLE_BLOCK_ROWS are drawn, block k from derive_seed(seed,
+        SAMPLE_BLOCK, k) and decoded with derive_seed(seed, SAMPLE_DECODE, k), then the ends are
+        sliced off: so any chunking of a sample gives the same rows, and minted IDs, numbered by
+        absolute row position, never repeat across chunks or shards.
+        """
         self._check_fitted()
-        if n < 0:
-            raise ConfigError(f"rows to sample must be >= 0, got {n}")
-        seed = self.config.seed if seed is None else seed
-        conditions = self._normalise_conditions(conditions, n)
-        frames = []
-        for i, start in enumerate(range(0, max(n, 1) if n else 0, batch_size)):
-            size = min(batch_size, n - start)
-            gen = torch.Generator(device=self.device_).manual_seed(derive_seed(seed, i))
-            cond = conditions.iloc[start : start + size].reset_index(drop=True) if conditions is not None else None
-            with torch.no_grad():
-                values, codes = self._sample_encoded(size, gen, cond)
-            frames.append(self._decode(values, codes, seed=derive_seed(seed, i, 1), start_index=start_index + start))
+        if not _is_int(n) or n < 0:
+            raise ConfigError(f"rows to sample must be an integer >= 0, got {n!r}")
+        if not _is_int(start_index) or start_index < 0:
+            raise ConfigError(f"start_index must be an integer >= 0, got {start_index!r}")
+        seed = self.config.seed if seed is None else int(seed)
+        parsed = self._parse_conditions(conditions, n)
+        if type(self)._sample_block is BaseGenerator._sample_block:
+            return self._sample_legacy(n, parsed, seed, start_index)
+        block, frames = SAMPLE_BLOCK_ROWS, []
+        with torch.no_grad():
+            for k in range(start_index // block, -(-(start_index + n) // block)):
+                first = k * block
+                a, b = max(first, start_index) - first, min(first + block, start_index + n) - first
+                compiled = None
+                if parsed is not None:
+                    rows = parsed.rows(first + a - start_index, first + b - start_index)
+                    compiled = self.codec_.compile_conditions(rows.padded(a, block))
+                generator = torch.Generator(device=self.device_).manual_seed(
+                    derive_seed(seed, SeedStream.SAMPLE_BLOCK, k)
+                )
+                encoded = self._sample_block(block, generator, compiled)
+                frame = self.codec_.decode(encoded, numpy_rng(seed, SeedStream.SAMPLE_DECODE, k), first)
+                frames.append(frame.iloc[a:b])
         if not frames:
-            empty = self.encoder_.decode(
-                np.zeros((0, self.encoder_.n_values_), np.float32), np.zeros((0, self.encoder_.n_codes_), np.int64)
-            )
-            return empty
-        return pd.concat(frames, ignore_index=True)
+            return self.codec_.decode(self.codec_.empty(), None, start_index)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
     def log_likelihood(self, data: pd.DataFrame) -> np.ndarray | None:
         """Per-row log-likelihood in nats: exact, a lower bound, or None if the model has none."""
@@ -165,6 +237,16 @@ class BaseGenerator:
     def likelihood_kind(self) -> str | None:
         """'exact', 'bound' (e.g. an ELBO) or None."""
         return None
+
+    @property
+    def encoder_(self) -> Any:
+        """The fitted row codec under its former name (autoregressive.py reads it)."""
+        return self.codec_
+
+    @property
+    def generator_(self) -> torch.Generator:
+        """The training RNG under its former name (autoregressive.py reads it)."""
+        return self.rng_
 
     def save(self, path: str | os.PathLike) -> None:
         """Write `model.safetensors` (weights) and `model.json` (everything else) under `path`."""
@@ -181,11 +263,11 @@ class BaseGenerator:
             "format_version": FORMAT_VERSION,
             "generator": self.name,
             "params": asdict(self.config),
-            "encoder": self.encoder_.state_dict(),
+            "codec": self.codec_.state_dict(),
             "history": self.history_,
             "extra": self._extra_state(),
         }
-        (path / "model.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+        (path / "model.json").write_text(json.dumps(to_jsonable(meta), indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> BaseGenerator:
@@ -198,6 +280,11 @@ class BaseGenerator:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise ModelError(f"{meta_path}: corrupt model metadata ({exc})") from None
+        if meta.get("format_version", 1) > FORMAT_VERSION:
+            raise ModelError(
+                f"{meta_path}: model format {meta.get('format_version')} is newer than this synthpipe reads "
+                f"({FORMAT_VERSION}); upgrade synthpipe"
+            )
         if cls is BaseGenerator:
             from synthpipe.generators import get_generator_class
 
@@ -208,8 +295,11 @@ class BaseGenerator:
         if device is not None:
             params["device"] = device
         self = cls(**params)
-        self.encoder_ = TableEncoder.from_state_dict(meta["encoder"])
-        self.schema_ = self.encoder_.schema_
+        codec_state = meta.get("codec", meta.get("encoder"))  # format 1 called it "encoder"
+        if codec_state is None:
+            raise ModelError(f"{meta_path}: no codec state; the file is damaged")
+        self.codec_ = self.Codec.from_state_dict(codec_state)
+        self.schema_ = self.codec_.schema_
         self.history_ = meta.get("history", {})
         self.device_ = select_device(self.config.device)
         self._load_extra_state(meta.get("extra", {}))
@@ -226,8 +316,19 @@ class BaseGenerator:
 
     # ---- hooks for model families --------------------------------------------------------------
 
+    def _make_codec(self) -> RowCodec:
+        """The family's unfitted row codec, configured from self.config."""
+        cfg = self.config
+        return self.Codec(
+            max_modes=cfg.max_modes, max_categories=cfg.max_categories, max_fit_rows=cfg.max_fit_rows, seed=cfg.seed
+        )
+
+    def _param_checks(self) -> list[Check]:
+        """Every hyperparameter's rule; families extend the list. Run at construction and by fit."""
+        return list(BASE_CHECKS)
+
     def _build(self) -> None:
-        """Create modules (and optimisers) from self.encoder_ and self.config, on self.device_."""
+        """Create modules (and optimisers) from self.codec_ and self.config, on self.device_."""
         raise NotImplementedError
 
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -236,31 +337,31 @@ class BaseGenerator:
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over self.train_; returns the epoch's mean losses by name."""
+    def _train_step(self, step: int) -> torch.Tensor:
+        """One optimisation step (`step` counts from the start of training); returns the step's
+        detached losses as a 1-D tensor ordered as `loss_names`, left on the device."""
         raise NotImplementedError
+
+    def _batches_per_pass(self) -> int:
+        """Steps in one pass over the training rows (the default epoch length on small tables)."""
+        return len(_pass_sizes(self.n_train_, self.config.batch_size))
 
     def _validation_loss(self) -> float:
         """A cheap held-out score, lower is better, used for early stopping."""
         raise NotImplementedError
 
-    def _sample_encoded(
-        self, n: int, generator: torch.Generator, conditions: pd.DataFrame | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Draw n rows in encoded form: (values float32 [n, n_values], codes int64 [n, n_codes])."""
+    def _sample_block(self, n: int, generator: torch.Generator, conditions: Any | None) -> Any:
+        """Encoded rows of one sample block (what the codec decodes); `conditions` is what the
+        codec's compile_conditions returned for this block, or None."""
         raise NotImplementedError
 
     def _fit_preprocessing(self, train: pd.DataFrame) -> None:
-        """Fit model-specific preprocessing on the training rows (after the shared encoder, before
+        """Fit model-specific preprocessing on the training rows (after the codec, before
         encoding); its state belongs in _extra_state so that save/load and resume restore it."""
 
     def _encode_rows(self, df: pd.DataFrame) -> Any:
-        """Rows -> what _train_epoch and _validation_loss consume (default: encoder tensors on the device)."""
-        return self._to_device(self.encoder_.encode(df))
-
-    def _decode(self, values: np.ndarray, codes: np.ndarray, seed: int, start_index: int) -> pd.DataFrame:
-        """What _sample_encoded returned -> a DataFrame in the schema's order and dtypes."""
-        return self.encoder_.decode(values, codes, seed=seed, start_index=start_index)
+        """Rows -> what _train_step and _validation_loss consume (default: codec tensors on the device)."""
+        return self._to_device(self.codec_.encode(df))
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
@@ -268,55 +369,115 @@ class BaseGenerator:
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
-    supports_conditions: ClassVar[str] = "none"  # "none" | "discrete" | "any"
+    def _monitor(self) -> dict[str, float]:
+        """Extra numbers logged with each validation (e.g. mode coverage for a GAN)."""
+        return {}
+
+    # Former hooks, still used by a family that does not implement the step/block hooks
+    # (autoregressive.py until its rewrite): a whole epoch per call, and a sample in pieces.
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _sample_encoded(self, n: int, generator: torch.Generator, conditions: pd.DataFrame | None) -> Any:
+        raise NotImplementedError
+
+    def _decode(self, values: np.ndarray, codes: np.ndarray, seed: int, start_index: int) -> pd.DataFrame:
+        raise NotImplementedError
 
     # ---- training loop -------------------------------------------------------------------------
 
-    def _train(self, start_epoch: int) -> None:
+    def _steps_per_epoch(self) -> int:
+        return self.config.steps_per_epoch or min(self._batches_per_pass(), MAX_STEPS_PER_EPOCH)
+
+    def _train(self, start_epoch: int, start_step: int, partial: torch.Tensor | None) -> None:
         cfg = self.config
         started = time.perf_counter()
-        best = math.inf
-        best_state = None
-        stale = 0
         self.stopped_early_ = False
-        self.best_epoch_ = None
+        stepwise = type(self)._train_step is not BaseGenerator._train_step
+        steps = self._steps_per_epoch() if stepwise else 0
+        self.steps_per_epoch_ = steps or None
+        best = self._best
         with _progress(cfg.progress, cfg.epochs, start_epoch, self.name) as advance:
             for epoch in range(start_epoch, cfg.epochs):
                 for module in self._modules().values():
                     module.train()
-                metrics = self._train_epoch(epoch)
+                cut = None  # the step at which the budget ended this epoch early
+                if stepwise:
+                    first = start_step if epoch == start_epoch else 0
+                    totals = partial if epoch == start_epoch and partial is not None else None
+                    for step in range(first, steps):
+                        losses = self._train_step(epoch * steps + step)
+                        totals = losses if totals is None else totals + losses
+                        if step + 1 < steps and self._out_of_time(started):
+                            cut = step + 1
+                            break
+                    done = cut or steps
+                    metrics = dict(zip(self.loss_names, (totals / max(done, 1)).tolist(), strict=True))
+                    if cut is not None and cfg.checkpoint_dir:  # resumable at this step boundary
+                        self._check_finite(epoch, metrics)
+                        self._save_checkpoint(epoch, cut, totals)
+                else:
+                    metrics = self._train_epoch(epoch)
+                self._check_finite(epoch, metrics)
                 last = epoch == cfg.epochs - 1
-                out_of_time = cfg.time_budget_s is not None and time.perf_counter() - started > cfg.time_budget_s
+                out_of_time = cut is not None or self._out_of_time(started)
                 if self.val_ is not None and ((epoch + 1) % cfg.eval_every == 0 or last or out_of_time):
                     for module in self._modules().values():
                         module.eval()
                     with torch.no_grad():
                         metrics["val_loss"] = float(self._validation_loss())
                     metrics.update(self._monitor())
-                    if metrics["val_loss"] < best - cfg.min_delta:
-                        best, stale, self.best_epoch_ = metrics["val_loss"], 0, epoch
-                        best_state = self._snapshot()
+                    if metrics["val_loss"] < best["score"] - cfg.min_delta:
+                        best.update(score=metrics["val_loss"], stale=0, epoch=epoch, modules=self._snapshot())
                     else:
-                        stale += 1
+                        best["stale"] += 1
                 self._record(epoch, metrics)
                 advance(metrics)
-                if cfg.checkpoint_dir and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
-                    self._save_checkpoint(epoch + 1)
-                if cfg.patience and stale >= cfg.patience:
+                if cfg.checkpoint_dir and cut is None and ((epoch + 1) % cfg.checkpoint_every == 0 or last or out_of_time):
+                    self._save_checkpoint(epoch + 1, 0, None)
+                if cfg.patience and best["stale"] >= cfg.patience:
                     self.stopped_early_ = True
+                    self.history_["stop"] = {"reason": "patience", "epoch": epoch}
                     break
                 if out_of_time:
+                    self.history_["stop"] = {
+                        "reason": "time_budget",
+                        "epoch": epoch,
+                        "step": cut if cut is not None else steps,
+                        "steps_per_epoch": steps,
+                        "mid_epoch": cut is not None,
+                    }
                     break
-        if best_state is not None:  # keep the best validated weights, not the last ones
+        self.best_epoch_ = best["epoch"]
+        if best["modules"] is not None:  # keep the best validated weights, not the last ones
             for name, module in self._modules().items():
-                module.load_state_dict(best_state[name])
+                module.load_state_dict(best["modules"][name])
         for module in self._modules().values():
             module.eval()
         self.fit_seconds_ = time.perf_counter() - started
 
-    def _monitor(self) -> dict[str, float]:
-        """Extra numbers logged with each validation (e.g. mode coverage for a GAN)."""
-        return {}
+    def _out_of_time(self, started: float) -> bool:
+        budget = self.config.time_budget_s
+        return budget is not None and time.perf_counter() - started > budget
+
+    def _check_finite(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """A NaN or infinite loss ends the run with the epoch and the last finite value; the
+        last checkpoint on disk (written before the loss diverged) stays for --resume."""
+        for key, value in metrics.items():
+            if math.isfinite(value):
+                continue
+            previous = [v for v in self.history_.get(key, []) if math.isfinite(v)]
+            last = f"the last finite {key} was {previous[-1]:.6g}" if previous else f"{key} was never finite"
+            kept = (
+                f"the last checkpoint in {self.config.checkpoint_dir} is kept for --resume"
+                if self.config.checkpoint_dir
+                else "no checkpoint was written (set checkpoint_dir to resume)"
+            )
+            raise ModelError(
+                f"{self.name} generator: training diverged at epoch {epoch + 1}: {key} is {value} ({last}); "
+                f"{kept}; try a lower learning_rate"
+            )
 
     def _record(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self.history_.setdefault("epoch", []).append(epoch)
@@ -328,9 +489,20 @@ class BaseGenerator:
     def _snapshot(self) -> dict[str, dict[str, torch.Tensor]]:
         return {name: copy.deepcopy(module.state_dict()) for name, module in self._modules().items()}
 
+    def batch(self, step: int) -> torch.Tensor:
+        """Row indices of training step `step`: successive shuffled passes over the training rows,
+        pass p shuffled from its own seed, so a resumed run needs only the step number."""
+        sizes = _pass_sizes(self.n_train_, self.config.batch_size)
+        p, b = divmod(step, len(sizes))
+        if getattr(self, "_pass", (None,))[0] != p:
+            g = torch.Generator().manual_seed(derive_seed(self.config.seed, SeedStream.TRAIN_TORCH, 2, p))
+            self._pass = (p, torch.randperm(self.n_train_, generator=g).to(self.device_))
+        start = b * self.config.batch_size
+        return self._pass[1][start : start + sizes[b]]
+
     def batches(self, n_rows: int, batch_size: int) -> Iterator[torch.Tensor]:
-        """Shuffled index batches over the training rows, drawn on the device."""
-        perm = torch.randperm(n_rows, generator=self.generator_).to(self.device_)
+        """Shuffled index batches over the training rows, drawn on the device (a whole epoch)."""
+        perm = torch.randperm(n_rows, generator=self.rng_).to(self.device_)
         for start in range(0, n_rows, batch_size):
             idx = perm[start : start + batch_size]
             if len(idx) > 1:
@@ -348,18 +520,30 @@ class BaseGenerator:
     def _checkpoint_path(self) -> Path:
         return Path(self.config.checkpoint_dir or ".") / "checkpoint.pt"
 
-    def _save_checkpoint(self, next_epoch: int) -> None:
+    def _save_checkpoint(self, next_epoch: int, next_step: int, partial: torch.Tensor | None) -> None:
+        """Everything a new process needs to continue exactly here: weights, optimisers, RNG
+        states, history, the best validated weights so far and, mid-epoch, the epoch's sums."""
         path = self._checkpoint_path()
         path.parent.mkdir(parents=True, exist_ok=True)
+        best = dict(self._best)
         state = {
             "next_epoch": next_epoch,
+            "next_step": next_step,
+            "partial": None if partial is None else partial.detach().cpu(),
             "modules": {k: m.state_dict() for k, m in self._modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self._optimizers().items()},
-            "history": self.history_,
-            "rng": self.generator_.get_state(),
+            "history": json.dumps(to_jsonable(self.history_)),
+            "rng": self.rng_.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "encoder": json.dumps(self.encoder_.state_dict(), default=_json_default),
-            "extra": json.dumps(self._extra_state(), default=_json_default),
+            "cuda_rng": torch.cuda.get_rng_state(self.device_) if self.device_.type == "cuda" else None,
+            "best": {
+                "score": best["score"],
+                "epoch": best["epoch"],
+                "stale": best["stale"],
+                "modules": best["modules"],
+            },
+            "codec": json.dumps(to_jsonable(self.codec_.state_dict())),
+            "extra": json.dumps(to_jsonable(self._extra_state())),
             "generator": self.name,
         }
         tmp = path.with_suffix(".tmp")
@@ -372,44 +556,55 @@ class BaseGenerator:
         path = self._checkpoint_path()
         if not path.is_file():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged or foreign file
+            raise ModelError(f"{path}: cannot read the checkpoint ({exc})") from None
         if state.get("generator") != self.name:
             raise ModelError(f"{path} is a {state.get('generator')!r} checkpoint, not {self.name!r}")
-        state["encoder"] = json.loads(state["encoder"])
+        if "codec" not in state:
+            raise ModelError(f"{path} was written by an older synthpipe; train again without --resume")
+        state["codec"] = json.loads(state["codec"])
         state["extra"] = json.loads(state.get("extra", "{}"))
         return state
 
-    def _restore_checkpoint(self, state: dict[str, Any]) -> int:
+    def _restore_checkpoint(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
         for name, module in self._modules().items():
             module.load_state_dict(state["modules"][name])
         for name, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
-        self.history_ = {k: list(v) for k, v in state["history"].items()}
-        self.generator_.set_state(state["rng"])
+        self.history_ = json.loads(state["history"])
+        self.rng_.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
-        return int(state["next_epoch"])
+        if state.get("cuda_rng") is not None and self.device_.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device_)
+        best = state.get("best") or {}
+        modules = best.get("modules")
+        if modules is not None:
+            modules = {k: {p: t.to(self.device_) for p, t in m.items()} for k, m in modules.items()}
+        self._best = {
+            "score": best.get("score", math.inf),
+            "epoch": best.get("epoch"),
+            "stale": best.get("stale", 0),
+            "modules": modules,
+        }
+        partial = state.get("partial")
+        return int(state["next_epoch"]), int(state.get("next_step", 0)), (
+            None if partial is None else partial.to(self.device_)
+        )
 
     # ---- helpers -------------------------------------------------------------------------------
 
     def _validate_config(self) -> None:
+        """Raise a ConfigError naming the first parameter whose value breaks its rule."""
         cfg = self.config
-        checks = [
-            ("epochs", cfg.epochs >= 1, "must be >= 1"),
-            ("batch_size", cfg.batch_size >= 2, "must be >= 2"),
-            ("learning_rate", cfg.learning_rate > 0, "must be > 0"),
-            ("val_fraction", 0 <= cfg.val_fraction < 0.9, "must be in [0, 0.9)"),
-            ("eval_every", cfg.eval_every >= 1, "must be >= 1"),
-        ]
-        for name, ok, what in checks:
-            if not ok:
+        for name, ok, what in self._param_checks():
+            try:
+                valid = bool(ok(cfg))
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:
                 raise ConfigError(f"{self.name} generator: {name} {what}, got {getattr(cfg, name)!r}")
-
-    def _split(self, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        n_val = int(round(len(data) * self.config.val_fraction))
-        if n_val < 1 or len(data) - n_val < 2:
-            return data, data.iloc[:0]
-        perm = np.random.default_rng(derive_seed(self.config.seed, 7)).permutation(len(data))
-        return data.iloc[perm[n_val:]], data.iloc[perm[:n_val]]
 
     def _to_device(self, encoded: Any) -> tuple[torch.Tensor, torch.Tensor]:
         return (
@@ -418,97 +613,71 @@ class BaseGenerator:
         )
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "encoder_"):
+        if not hasattr(self, "codec_"):
             raise ModelError(f"this {self.name} generator is not fitted yet; call fit() or load() first")
 
-    def _normalise_conditions(
-        self, conditions: Mapping[str, Any] | pd.DataFrame | None, n: int
-    ) -> pd.DataFrame | None:
-        """Check condition columns and values against the schema; return one row per sample."""
+    def _parse_conditions(self, conditions: Any, n: int) -> Conditions | None:
         if conditions is None or (isinstance(conditions, Mapping) and not conditions):
             return None
         if self.supports_conditions == "none":
             raise ConfigError(f"the {self.name} generator cannot sample conditionally; use gan or autoregressive")
-        frame = (
-            conditions.reset_index(drop=True)
-            if isinstance(conditions, pd.DataFrame)
-            else pd.DataFrame({k: [v] * n for k, v in conditions.items()})
-        )
-        if len(frame) != n:
-            raise ConfigError(f"conditions has {len(frame)} rows but {n} were requested")
-        for name in frame.columns:
-            if name not in self.schema_:
-                raise ConfigError(f"condition on unknown column {name!r}; columns are {self.schema_.names}")
-            column = self.schema_[name]
-            discrete = column.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
-            if self.supports_conditions == "discrete" and not discrete:
-                raise ConfigError(
-                    f"the {self.name} generator conditions only on categorical or boolean columns; "
-                    f"{name!r} is {column.kind.value} (the autoregressive generator conditions on any column)"
-                )
-            if discrete:
-                encoder = self.encoder_.encoders_[name]
-                known = list(encoder.categories)
-                if self.supports_conditions == "any":  # such models emit the folded value itself
-                    known += list(encoder.tail)
-                unseen = sorted({v for v in frame[name].dropna().unique() if v not in known}, key=str)
-                if unseen:
-                    raise ConfigError(
-                        f"condition {name}={unseen[0]!r}: value not seen in training; known values are "
-                        f"{[k for k in known if k is not None][:50]}"
-                    )
-            elif column.kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME):
-                frame[name] = _range_conditions(frame[name], column)
-        return frame
+        return Conditions.parse(conditions, self.schema_, n)
+
+    def _sample_legacy(self, n: int, conditions: Conditions | None, seed: int, start_index: int) -> pd.DataFrame:
+        """Sampling for a family with the former hooks: each block's requested rows only, seeded
+        by (block, first row in block); rows match across chunkings aligned to whole blocks."""
+        block, frames = SAMPLE_BLOCK_ROWS, []
+        frame = _legacy_condition_frame(conditions, self.schema_) if conditions is not None else None
+        for k in range(start_index // block, -(-(start_index + n) // block)):
+            first = k * block
+            a, b = max(first, start_index) - first, min(first + block, start_index + n) - first
+            offset = first + a - start_index
+            part = frame.iloc[offset : offset + b - a].reset_index(drop=True) if frame is not None else None
+            generator = torch.Generator(device=self.device_).manual_seed(
+                derive_seed(seed, SeedStream.SAMPLE_BLOCK, k, a)
+            )
+            with torch.no_grad():
+                values, codes = self._sample_encoded(b - a, generator, part)
+            decode_seed = derive_seed(seed, SeedStream.SAMPLE_DECODE, k, a)
+            frames.append(self._decode(values, codes, seed=decode_seed, start_index=first + a))
+        if not frames:
+            return self.codec_.decode(self.codec_.empty(), None, start_index)
+        return pd.concat(frames, ignore_index=True)
 
 
-def _range_conditions(cells: pd.Series, column: ColumnSchema) -> pd.Series:
-    """Numeric/datetime condition cells -> (low, high) tuples (floats or Timestamps, None = open end).
+def _pass_sizes(n_rows: int, batch_size: int) -> list[int]:
+    """Batch sizes of one pass over n_rows (a last batch of one row is dropped: BatchNorm)."""
+    sizes = [min(batch_size, n_rows - s) for s in range(0, n_rows, batch_size)]
+    return [s for s in sizes if s > 1] or [n_rows]
 
-    A cell holds a (low, high) pair or one value v, read as (v, v); NaN/None leaves the row
-    unconditioned. The range must overlap the training range [column.min, column.max].
-    """
-    name, is_time = column.name, column.kind == ColumnKind.DATETIME
 
-    def parse(value: Any) -> Any:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
-            return None
-        try:
-            if not is_time:
-                return float(value)
-            stamp = pd.Timestamp(value)
-            if column.timezone is not None:  # naive ends are wall-clock times in the column's zone
-                return stamp.tz_convert(column.timezone) if stamp.tz else stamp.tz_localize(column.timezone)
-            return stamp.tz_convert("UTC").tz_localize(None) if stamp.tz else stamp
-        except (TypeError, ValueError):
-            raise ConfigError(f"condition on {name!r}: {value!r} is not a {column.kind.value} value") from None
+def _legacy_condition_frame(conditions: Conditions, schema: TableSchema) -> pd.DataFrame:
+    """Conditions in the former per-row frame form: a category or None; (low, high) with floats
+    or Timestamps (in the column's zone) and None for an open end; None when free."""
+    out: dict[str, pd.Series] = {}
+    for name, cells in conditions.values.items():
+        out[name] = pd.Series(np.array(cells, dtype=object))
+    for name, (low, high) in conditions.ranges.items():
+        column = schema[name]
 
-    lo_bound, hi_bound = parse(column.min), parse(column.max)
-    out: list[Any] = []
-    seen: dict[Any, Any] = {}
-    for cell in cells:
-        if not isinstance(cell, tuple | list) and parse(cell) is None:
-            out.append(None)
-            continue
-        key = tuple(cell) if isinstance(cell, tuple | list) else cell
-        if key not in seen:
-            if isinstance(cell, tuple | list):
-                if len(cell) != 2:
-                    raise ConfigError(f"condition on {name!r}: a range is (low, high), got {cell!r}")
-                low, high = parse(cell[0]), parse(cell[1])
-            else:
-                low = high = parse(cell)
-            if low is not None and high is not None and low > high:
-                raise ConfigError(f"condition on {name!r}: low {low} is above high {high}")
-            if (low is not None and hi_bound is not None and low > hi_bound) or (
-                high is not None and lo_bound is not None and high < lo_bound
-            ):
-                raise ConfigError(
-                    f"condition {name}={low}..{high} lies outside the training range {column.min}..{column.max}"
-                )
-            seen[key] = (low, high)
-        out.append(seen[key])
-    return pd.Series(out, index=cells.index, dtype=object)
+        def end(x: float, column: Any = column) -> Any:
+            if math.isnan(x):
+                return None
+            if column.kind != ColumnKind.DATETIME:
+                return float(x)
+            stamp = from_units(x, column)
+            if column.timezone is not None:
+                stamp = stamp.tz_localize(column.timezone, ambiguous=True, nonexistent="shift_forward")
+            return stamp
+
+        cells = [
+            None if math.isnan(lo) and math.isnan(hi) else (end(lo), end(hi))
+            for lo, hi in zip(low.tolist(), high.tolist(), strict=True)
+        ]
+        series = pd.Series([None] * len(cells), dtype=object)
+        series[:] = cells if cells else []
+        out[name] = series
+    return pd.DataFrame(out)
 
 
 class _progress:
@@ -542,13 +711,3 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self.enabled:
             self.bar.__exit__(*exc)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

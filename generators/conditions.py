@@ -89,6 +89,23 @@ class Conditions:
             {k: (lo[start:stop], hi[start:stop]) for k, (lo, hi) in self.ranges.items()},
         )
 
+    def padded(self, before: int, total: int) -> Conditions:
+        """These rows placed at rows before..before+n of `total` rows, the others free (a
+        partly requested sample block)."""
+        if before == 0 and total == self.n:
+            return self
+        values = {}
+        for k, v in self.values.items():
+            out = np.full(total, None, dtype=object)
+            out[before : before + self.n] = v
+            values[k] = out
+        ranges = {}
+        for k, (lo, hi) in self.ranges.items():
+            low, high = np.full(total, np.nan), np.full(total, np.nan)
+            low[before : before + self.n], high[before : before + self.n] = lo, hi
+            ranges[k] = (low, high)
+        return Conditions(total, values, ranges)
+
     def constrained(self, name: str) -> np.ndarray:
         """Bool [n]: rows on which `name` is conditioned."""
         if name in self.values:
@@ -260,8 +277,9 @@ def wall_clock(stamp: pd.Timestamp, column: ColumnSchema) -> pd.Timestamp:
 
 
 def from_units(seconds: float, column: ColumnSchema) -> pd.Timestamp:
-    """Inverse of `to_units` for datetime columns: a naive wall-clock Timestamp."""
-    return pd.Timestamp(round(seconds * 1e9), unit="ns")
+    """Inverse of `to_units` for datetime columns: a naive wall-clock Timestamp, rounded to the
+    microsecond (float64 seconds hold that exactly; nanoseconds they do not)."""
+    return pd.Timestamp(round(seconds * 1e6), unit="us")
 
 
 def _first_of_each(codes: np.ndarray, count: int) -> np.ndarray:

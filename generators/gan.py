@@ -1,7 +1,7 @@
 """CTGAN-class conditional GAN for tables (Xu et al., 2019), readable top to bottom.
 
-Rows are encoded by the shared TableEncoder (mode-specific normalisation of continuous columns,
-categories as codes). The generator sees noise plus a conditional vector (one category of one
+Rows are encoded by the mode-specific codec (generators/mode_codec.py: Gaussian-mixture
+normalisation of continuous columns, categories as codes), shared with the VAE. The generator sees noise plus a conditional vector (one category of one
 categorical/boolean column) and emits tanh values and Gumbel-softmax blocks; a PacGAN critic
 judges packs of `pac` rows with their conditional vectors. Training-by-sampling draws the
 conditioned column uniformly and its category by log-frequency, then real rows of that category.
@@ -37,10 +37,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthpipe.generators import critic as critic_math
-from synthpipe.generators.base import BaseGenerator, TrainConfig, derive_seed
+from synthpipe.generators.base import BaseGenerator, Check, TrainConfig
+from synthpipe.generators.categorical import draw_blocks
 from synthpipe.generators.critic import Discriminator, padded_row_dim
-from synthpipe.generators.errors import ConfigError
-from synthpipe.generators.transforms import ContinuousEncoder, TableEncoder
+from synthpipe.generators.mode_codec import EncodedTable, ModeSpecificCodec
+from synthpipe.generators.seeding import SeedStream, derive_seed
+from synthpipe.generators.transforms import ContinuousEncoder
 
 LOSSES = ("wgan-gp", "non-saturating")
 RESIDUALS = ("concat", "add")
@@ -112,6 +114,28 @@ class Generator(nn.Module):
 
 def run_folded(layers: list[tuple[torch.Tensor, torch.Tensor, str]], x: torch.Tensor) -> torch.Tensor:
     """The generator in eval mode from `Generator.folded()` weights, activations in place."""
+    return _run_layers(layers, x)
+
+
+def run_folded_conditional(
+    layers: list[tuple[torch.Tensor, torch.Tensor, str]],
+    noise: torch.Tensor,
+    cond_rows: torch.Tensor | None,
+    g: torch.Tensor | None,
+) -> torch.Tensor:
+    """run_folded on [noise | one-hot(g)] without the one-hot: when the first layer does not
+    pass its input on (it is "plain"), one-hot(g) @ W_cond + b is row g of `cond_rows`
+    (W_cond + b), a gather instead of a matrix product over the conditional vector's width
+    (most of the first layer's work on tables with wide categoricals)."""
+    weight, bias, mode = layers[0]
+    if mode != "plain" or len(layers) == 1:
+        raise ValueError("run_folded_conditional needs a plain first hidden layer")
+    first = bias.expand(len(noise), -1) if g is None else cond_rows.index_select(0, g)
+    h = torch.addmm(first, noise, weight[: noise.shape[1]]).relu_()
+    return _run_layers(layers[1:], h)
+
+
+def _run_layers(layers: list[tuple[torch.Tensor, torch.Tensor, str]], x: torch.Tensor) -> torch.Tensor:
     for weight, bias, mode in layers[:-1]:
         h = torch.addmm(bias, x, weight).relu_()
         x = torch.cat([h, x], dim=1) if mode == "concat" else (h.add_(x) if mode == "add" else h)
@@ -134,7 +158,7 @@ class Layout:
     of categorical/boolean columns; global category id g = offset of column j + category k.
     """
 
-    def __init__(self, encoder: TableEncoder, device: torch.device):
+    def __init__(self, encoder: ModeSpecificCodec, device: torch.device):
         spans = encoder.spans_
         values = sorted((s for s in spans if not s.is_discrete), key=lambda s: s.index)
         codes = sorted((s for s in spans if s.is_discrete), key=lambda s: s.index)
@@ -237,16 +261,15 @@ class Layout:
         return F.cross_entropy(block, self.cond_cat_of[g])
 
     def decode(self, logits: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits -> (tanh values, codes drawn from each block's softmax), a group of equal-width
-        blocks at once; one uniform per block by inverse CDF (what argmax of a Gumbel-softmax draws)."""
+        """Logits -> (tanh values, codes drawn exactly from each block's softmax), a group of
+        equal-width blocks at once, one uniform per block (generators/categorical.py)."""
         n = len(logits)
         values = torch.tanh(logits[:, : self.n_values])
-        u = torch.rand(n, self.n_codes, 1, generator=generator, device=logits.device)
+        u = torch.rand(n, self.n_codes, generator=generator, device=logits.device)
         codes = torch.empty(n, self.n_codes, dtype=torch.long, device=logits.device)
         for width, index, start, count in self.width_groups:
             block = logits[:, start : start + width * count].view(n, count, width)
-            cdf = torch.softmax(block, dim=2).cumsum_(2)
-            codes[:, index] = (cdf < u[:, index]).sum(dim=2).clamp_max_(width - 1)
+            codes[:, index] = draw_blocks(block, u[:, index])
         return values, codes
 
     def reconstruct(self, values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -362,40 +385,40 @@ class CTGAN(BaseGenerator):
     name = "gan"
     Config = CTGANConfig
     supports_conditions = "discrete"
+    loss_names = ("loss_d", "gradient_penalty", "loss_g", "cond_ce")
 
     # ---- building ----------------------------------------------------------------------------
 
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        cfg = self.config
-        checks = [
-            ("loss", cfg.loss in LOSSES, f"must be one of {list(LOSSES)}"),
-            ("generator_residual", cfg.generator_residual in RESIDUALS, f"must be one of {list(RESIDUALS)}"),
-            ("pac", cfg.pac >= 1, "must be >= 1"),
-            ("batch_size", cfg.batch_size % max(cfg.pac, 1) == 0, f"must be a multiple of pac ({cfg.pac})"),
-            ("discriminator_steps", cfg.discriminator_steps >= 1, "must be >= 1"),
-            ("tau", cfg.tau > 0, "must be > 0"),
-            ("gradient_penalty", cfg.gradient_penalty >= 0, "must be >= 0"),
-            ("embedding_dim", cfg.embedding_dim >= 1, "must be >= 1"),
-            ("generator_dims", all(int(d) >= 1 for d in cfg.generator_dims), "must be positive widths"),
+    def _param_checks(self) -> list[Check]:
+        return [
+            *super()._param_checks(),
+            ("loss", lambda c: c.loss in LOSSES, f"must be one of {list(LOSSES)}"),
+            ("generator_residual", lambda c: c.generator_residual in RESIDUALS, f"must be one of {list(RESIDUALS)}"),
+            ("pac", lambda c: isinstance(c.pac, int) and c.pac >= 1, "must be an integer >= 1"),
+            ("batch_size", lambda c: c.batch_size % c.pac == 0, "must be a multiple of pac"),
+            ("discriminator_steps", lambda c: c.discriminator_steps >= 1, "must be >= 1"),
+            ("tau", lambda c: c.tau > 0, "must be > 0"),
+            ("gradient_penalty", lambda c: c.gradient_penalty >= 0, "must be >= 0"),
+            ("embedding_dim", lambda c: c.embedding_dim >= 1, "must be >= 1"),
+            ("generator_dims", lambda c: all(int(d) >= 1 for d in c.generator_dims), "must be positive widths"),
             (
                 "discriminator_dims",
-                all(int(d) >= 1 for d in cfg.discriminator_dims),
+                lambda c: all(int(d) >= 1 for d in c.discriminator_dims),
                 "must be positive widths",
             ),
             (
                 "discriminator_learning_rate",
-                cfg.discriminator_learning_rate is None or cfg.discriminator_learning_rate > 0,
+                lambda c: c.discriminator_learning_rate is None or c.discriminator_learning_rate > 0,
                 "must be > 0 (or unset to use learning_rate)",
             ),
+            ("betas", lambda c: len(c.betas) == 2 and all(0 <= b < 1 for b in c.betas), "must be two numbers in [0, 1)"),
+            ("monitor_rows", lambda c: c.monitor_rows >= 1, "must be >= 1"),
+            ("coverage_alarm", lambda c: 0 <= c.coverage_alarm <= 1, "must be in [0, 1]"),
         ]
-        for name, ok, what in checks:
-            if not ok:
-                raise ConfigError(f"{self.name} generator: {name} {what}, got {getattr(cfg, name)!r}")
 
     def _build(self) -> None:
         cfg, device = self.config, self.device_
-        self.layout_ = layout = Layout(self.encoder_, device)
+        self.layout_ = layout = Layout(self.codec_, device)
         self.generator_net_ = Generator(
             cfg.embedding_dim + layout.cond_width_padded,
             [int(d) for d in cfg.generator_dims],
@@ -456,14 +479,12 @@ class CTGAN(BaseGenerator):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
-        self._epoch = epoch
-        steps = max(self.n_train_ // self.config.batch_size, 1)
-        totals = torch.zeros(4, device=self.device_)
-        for _ in range(steps):
-            totals += self._step()
-        loss_d, penalty, loss_g, cond_ce = (totals / steps).tolist()  # the epoch's only device sync
-        return {"loss_d": loss_d, "gradient_penalty": penalty, "loss_g": loss_g, "cond_ce": cond_ce}
+    def _batches_per_pass(self) -> int:
+        return max(self.n_train_ // self.config.batch_size, 1)  # batches are drawn, not dealt
+
+    def _train_step(self, step: int) -> torch.Tensor:
+        self._epoch = step // max(self.steps_per_epoch_ or 1, 1)
+        return self._step()
 
     def _real_batch(self, n: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Conditions, the conditional vectors and real dense rows that satisfy them."""
@@ -562,7 +583,8 @@ class CTGAN(BaseGenerator):
         on categories and null flags. The sample uses a fixed seed, so scores compare models only."""
         val_values, val_codes = self.val_
         m = min(len(val_codes), VALIDATION_ROWS)
-        gen = torch.Generator(device=self.device_).manual_seed(derive_seed(self.config.seed, 101))
+        seed = derive_seed(self.config.seed, SeedStream.VALIDATION_NOISE)
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
         values, codes = self._generate(max(m, self.config.monitor_rows), gen, None)
         self._monitor_sample = (codes, val_codes[:m])
         layout, parts = self.layout_, []
@@ -630,36 +652,51 @@ class CTGAN(BaseGenerator):
                 g = torch.where((forced >= 0).any(dim=1), requested.gather(1, best).squeeze(1), g)
         values = torch.empty(n, layout.n_values, device=device)
         codes = torch.empty(n, layout.n_codes, dtype=torch.long, device=device)
-        weights = self.generator_net_.folded()
+        weights, cond_rows = self._folded()
+        emb = self.config.embedding_dim
         for start in range(0, n, GENERATE_CHUNK):
             end = min(start + GENERATE_CHUNK, n)
-            noise = torch.randn(end - start, self.config.embedding_dim, generator=generator, device=device)
-            cond = layout.cond_vector(g[start:end] if g is not None else None, end - start, device)
+            noise = torch.randn(end - start, emb, generator=generator, device=device)
+            part = g[start:end] if g is not None else None
             with self._amp():
-                logits = run_folded(weights, torch.cat([noise, cond], 1))
+                if weights[0][2] == "plain":
+                    logits = run_folded_conditional(weights, noise, cond_rows, part)
+                else:
+                    logits = run_folded(weights, torch.cat([noise, layout.cond_vector(part, end - start, device)], 1))
             values[start:end], codes[start:end] = layout.decode(logits[:, : layout.dense_dim].float(), generator)
         if forced is not None:  # exactness does not depend on the generator agreeing
             cols = layout.cond_code_index
             codes[:, cols] = torch.where(forced >= 0, forced, codes[:, cols])
         return values, codes
 
-    def _sample_encoded(
-        self, n: int, generator: torch.Generator, conditions: pd.DataFrame | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        forced = self._forced_codes(conditions) if conditions is not None else None
-        values, codes = self._generate(n, generator, forced)
-        return values.cpu().numpy(), codes.cpu().numpy()
+    def _folded(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor, str]], torch.Tensor | None]:
+        """Folded sampling weights and the first layer's conditional rows (W_cond + b), cached
+        until a parameter or buffer of the generator changes (tensor version counters)."""
+        net = self.generator_net_
+        key = tuple(t._version for t in (*net.parameters(), *net.buffers()))
+        cached = getattr(self, "_folded_cache", None)
+        if cached is None or cached[0] != key:
+            layers = net.folded()
+            weight, bias, _ = layers[0]
+            emb, width = self.config.embedding_dim, self.layout_.cond_dim
+            cond_rows = (weight[emb : emb + width] + bias).contiguous() if width else None
+            self._folded_cache = cached = (key, layers, cond_rows)
+        return cached[1], cached[2]
 
-    def _forced_codes(self, conditions: pd.DataFrame) -> torch.Tensor:
-        """Condition values -> category codes per conditional column; a missing value leaves
-        that column free for that row."""
+    def _sample_block(
+        self, n: int, generator: torch.Generator, conditions: dict[str, np.ndarray] | None
+    ) -> EncodedTable:
+        forced = self._forced_codes(conditions, n) if conditions else None
+        values, codes = self._generate(n, generator, forced)
+        return EncodedTable(values.cpu().numpy(), codes.cpu().numpy())
+
+    def _forced_codes(self, conditions: dict[str, np.ndarray], n: int) -> torch.Tensor:
+        """The codec's category codes per conditioned column -> [n, J] per conditional column
+        of the layout (-1: that column is free on that row)."""
         layout = self.layout_
-        forced = np.full((len(conditions), len(layout.cond_names)), -1, dtype=np.int64)
-        for name in conditions.columns:
-            j = layout.cond_names.index(name)
-            series = conditions[name].reset_index(drop=True)
-            _, (codes,) = self.encoder_.encoders_[name].encode(series)
-            forced[:, j] = np.where(series.isna().to_numpy(), -1, codes)
+        forced = np.full((n, len(layout.cond_names)), -1, dtype=np.int64)
+        for name, codes in conditions.items():
+            forced[:, layout.cond_names.index(name)] = codes
         return torch.as_tensor(forced, device=self.device_)
 
 

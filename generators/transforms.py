@@ -1,64 +1,34 @@
-"""Reversible, vectorised encoding of a table into what neural generators consume.
+"""Per-column reversible encoders of the mode-specific codec (generators/mode_codec.py).
 
 Numerical, integer and datetime columns get mode-specific normalisation (as in CTGAN): a 1-D
 Gaussian mixture is fitted by vectorised EM on a bounded subsample, and each value becomes
 (which mode, position within the mode). Categoricals and booleans become categories; nulls get
 their own category or indicator. Identifier and constant columns are not encoded: they are
 restored at decode time (fresh IDs, the constant).
-
-The encoded table is kept compact: a float matrix of continuous values and an integer matrix of
-discrete codes. One-hot vectors are built per batch on the device (`to_dense`), so memory does
-not grow with the number of categories times the number of rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from synthpipe.generators.restore import (
-    assemble,
     datetime_unit,
     restore_categorical,
     restore_constant,
     restore_ids,
     restore_integer,
 )
-from synthpipe.generators.schema import ColumnKind, ColumnSchema, TableSchema
+from synthpipe.generators.schema import ColumnKind, ColumnSchema
 
 OTHER = "__synthpipe_other__"  # bucket for categories beyond max_categories
 
 # The restore helpers under their former private names, for autoregressive.py until it imports
 # them from generators/restore.py.
 _restore_categorical, _restore_constant, _restore_ids = restore_categorical, restore_constant, restore_ids
-
-
-@dataclass
-class Span:
-    """One block of the dense layout: a continuous value or a group of mutually exclusive classes."""
-
-    column: str
-    role: Literal["value", "mode", "null", "category"]
-    start: int
-    width: int
-    index: int  # column of `values` (role "value") or of `codes` (other roles)
-
-    @property
-    def is_discrete(self) -> bool:
-        return self.role != "value"
-
-
-@dataclass
-class EncodedTable:
-    values: np.ndarray  # float32 [n, n_values]
-    codes: np.ndarray  # int64 [n, n_codes]
-
-    def __len__(self) -> int:
-        return len(self.values) if self.values.size or not self.codes.size else len(self.codes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,169 +249,12 @@ class CategoricalEncoder:
         return next(i for i, c in enumerate(self.categories) if c is value or c == value)
 
 
-# ----------------------------------------------------------------------------------------------
-# The table encoder
-# ----------------------------------------------------------------------------------------------
 
 
-class TableEncoder:
-    """Fit on a table and its schema; encode to (values, codes); decode back to a DataFrame."""
+def __getattr__(name: str) -> Any:
+    """The table codec moved to generators/mode_codec.py; its old import path keeps working."""
+    if name in ("TableEncoder", "EncodedTable", "Span"):
+        from synthpipe.generators import mode_codec
 
-    def __init__(self, max_modes: int = 10, max_categories: int = 500, max_fit_rows: int = 20_000, seed: int = 0):
-        self.max_modes = max_modes
-        self.max_categories = max_categories
-        self.max_fit_rows = max_fit_rows
-        self.seed = seed
-
-    def fit(self, df: pd.DataFrame, schema: TableSchema) -> TableEncoder:
-        schema.check_compatible(df, "training table")
-        rng = np.random.default_rng(self.seed)
-        self.schema_ = schema
-        self.encoders_: dict[str, ContinuousEncoder | CategoricalEncoder] = {}
-        for column in schema.columns:
-            if column.kind in (ColumnKind.ID, ColumnKind.CONSTANT):
-                continue
-            series = df[column.name]
-            if column.kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME):
-                enc = ContinuousEncoder(column)
-                enc.fit(series, self.max_fit_rows, self.max_modes, rng)
-            else:
-                enc = CategoricalEncoder(column)
-                enc.fit(series, self.max_categories)
-            self.encoders_[column.name] = enc
-        self._build_layout()
-        return self
-
-    def _build_layout(self) -> None:
-        self.spans_: list[Span] = []
-        start = n_values = n_codes = 0
-        for name, enc in self.encoders_.items():
-            if enc.n_values:
-                self.spans_.append(Span(name, "value", start, 1, n_values))
-                start, n_values = start + 1, n_values + 1
-            for role, width in enc.spans():
-                self.spans_.append(Span(name, role, start, width, n_codes))
-                start, n_codes = start + width, n_codes + 1
-        self.dense_dim_ = start
-        self.n_values_, self.n_codes_ = n_values, n_codes
-
-    @property
-    def discrete_spans(self) -> list[Span]:
-        return [s for s in self.spans_ if s.is_discrete]
-
-    @property
-    def value_spans(self) -> list[Span]:
-        return [s for s in self.spans_ if not s.is_discrete]
-
-    def encode(self, df: pd.DataFrame) -> EncodedTable:
-        self.schema_.check_compatible(df)
-        values, codes = [], []
-        for name, enc in self.encoders_.items():
-            v, c = enc.encode(df[name])
-            values.append(v)
-            codes.extend(c)
-        n = len(df)
-        return EncodedTable(
-            values=np.concatenate(values, axis=1) if values else np.zeros((n, 0), np.float32),
-            codes=np.stack(codes, axis=1) if codes else np.zeros((n, 0), np.int64),
-        )
-
-    def decode(
-        self, values: np.ndarray, codes: np.ndarray, seed: int | None = None, start_index: int = 0
-    ) -> pd.DataFrame:
-        """Rebuild the table in the schema's column order and dtypes.
-
-        `seed` drives the only random parts (IDs, folded tail categories); `start_index` is the
-        first row's position in the emitted table, so that sharded sampling mints distinct IDs.
-        """
-        rng = np.random.default_rng(seed)
-        n = len(values) if values.size else len(codes)
-        v = c = 0
-        decoded: dict[str, pd.Series] = {}
-        for name, enc in self.encoders_.items():
-            n_codes = len(enc.spans())
-            vals, cods = values[:, v : v + enc.n_values], [codes[:, c + i] for i in range(n_codes)]
-            v, c = v + enc.n_values, c + n_codes
-            if isinstance(enc, CategoricalEncoder):
-                decoded[name] = enc.decode(vals, cods, rng)
-            else:
-                decoded[name] = enc.decode(vals, cods)
-        return assemble(self.schema_, decoded, n, rng, start_index)
-
-    def to_dense(self, values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """Batch of (values, codes) -> dense [batch, dense_dim] with one-hot blocks, on their device."""
-        dense = torch.zeros(len(values) if values.numel() else len(codes), self.dense_dim_, device=codes.device)
-        for span in self.spans_:
-            if span.is_discrete:
-                dense[:, span.start : span.start + span.width] = torch.nn.functional.one_hot(
-                    codes[:, span.index], span.width
-                ).to(dense.dtype)
-            else:
-                dense[:, span.start] = values[:, span.index]
-        return dense
-
-    # ---- persistence: plain JSON, no pickle -------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        columns = {}
-        for name, enc in self.encoders_.items():
-            if isinstance(enc, ContinuousEncoder):
-                columns[name] = {
-                    "type": "continuous",
-                    "weights": enc.weights.tolist(),
-                    "means": enc.means.tolist(),
-                    "stds": enc.stds.tolist(),
-                    "datetime_unit": enc.datetime_unit,
-                }
-            else:
-                columns[name] = {
-                    "type": "categorical",
-                    "categories": _json_list(enc.categories),
-                    "tail": _json_list(enc.tail),
-                    "tail_probs": enc.tail_probs,
-                }
-        return {
-            "params": {
-                "max_modes": self.max_modes,
-                "max_categories": self.max_categories,
-                "max_fit_rows": self.max_fit_rows,
-                "seed": self.seed,
-            },
-            "schema": self.schema_.to_dict(),
-            "columns": columns,
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> TableEncoder:
-        self = cls(**state["params"])
-        self.schema_ = TableSchema.from_dict(state["schema"])
-        self.encoders_ = {}
-        for name, s in state["columns"].items():
-            column = self.schema_[name]
-            if s["type"] == "continuous":
-                self.encoders_[name] = ContinuousEncoder(
-                    column,
-                    np.array(s["weights"]),
-                    np.array(s["means"]),
-                    np.array(s["stds"]),
-                    s["datetime_unit"],
-                )
-            else:
-                enc = CategoricalEncoder(column)
-                enc.categories = list(s["categories"])
-                enc.tail = list(s["tail"])
-                enc.tail_probs = s["tail_probs"]
-                self.encoders_[name] = enc
-        self._build_layout()
-        return self
-
-
-def _json_list(values: list[Any]) -> list[Any]:
-    out = []
-    for v in values:
-        if isinstance(v, np.generic):
-            v = v.item()
-        elif isinstance(v, pd.Timestamp):
-            v = v.isoformat()
-        out.append(v)
-    return out
+        return getattr(mode_codec, name)
+    raise AttributeError(name)

@@ -1,6 +1,6 @@
 """TVAE-class variational autoencoder for tables (Xu et al., 2019), readable top to bottom.
 
-Rows are encoded by the shared TableEncoder (mode-specific normalisation, categories as codes);
+Rows are encoded by the mode-specific codec shared with the GAN (generators/mode_codec.py);
 the decoder emits a Gaussian mean for every continuous value (with a learned per-column scale)
 and logits for every discrete block. `log_likelihood` returns the per-row ELBO: a lower bound on
 log p(row) in the encoded space, in nats.
@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthpipe.generators.base import BaseGenerator, TrainConfig
+from synthpipe.generators.categorical import draw_blocks
+from synthpipe.generators.mode_codec import EncodedTable
 
 # ----------------------------------------------------------------------------------------------
 # Modules
@@ -71,9 +73,10 @@ class TVAEConfig(TrainConfig):
 class TVAE(BaseGenerator):
     name = "vae"
     Config = TVAEConfig
+    loss_names = ("loss", "kl")
 
     def _build(self) -> None:
-        cfg, enc = self.config, self.encoder_
+        cfg, enc = self.config, self.codec_
         hidden = list(cfg.hidden_dims)
         self.encoder_net_ = Encoder(enc.dense_dim_, hidden, cfg.latent_dim).to(self.device_)
         self.decoder_net_ = Decoder(cfg.latent_dim, hidden[::-1], enc.dense_dim_, enc.n_values_).to(self.device_)
@@ -82,6 +85,13 @@ class TVAE(BaseGenerator):
         spans = enc.spans_
         self._value_cols = torch.tensor([s.start for s in spans if not s.is_discrete], device=self.device_)
         self._discrete = [(s.start, s.width, s.index) for s in spans if s.is_discrete]
+        # for sampling: blocks of equal width drawn together, [n, blocks, width] by one gather
+        self._width_groups = []
+        for width in sorted({w for _, w, _ in self._discrete}):
+            group = [(start, index) for start, w, index in self._discrete if w == width]
+            columns = torch.tensor([start + k for start, _ in group for k in range(width)], device=self.device_)
+            codes = torch.tensor([index for _, index in group], device=self.device_)
+            self._width_groups.append((width, columns, codes))
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder_net_, "decoder": self.decoder_net_}
@@ -91,7 +101,7 @@ class TVAE(BaseGenerator):
 
     def _elbo_terms(self, values: torch.Tensor, codes: torch.Tensor, sample_z: bool) -> tuple[torch.Tensor, ...]:
         """Per-row reconstruction log-likelihood and KL divergence."""
-        dense = self.encoder_.to_dense(values, codes)
+        dense = self.codec_.to_dense(values, codes)
         mu, logvar = self.encoder_net_(dense)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample_z else mu
         out = self.decoder_net_(z).float()
@@ -107,23 +117,18 @@ class TVAE(BaseGenerator):
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
         return log_lik, kl.float()
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
+    def _train_step(self, step: int) -> torch.Tensor:
         values, codes = self.train_
-        total = kl_total = 0.0
-        n = 0
-        for idx in self.batches(len(codes), self.config.batch_size):
-            with self.autocast():
-                log_lik, kl = self._elbo_terms(values[idx], codes[idx], sample_z=True)
-                loss = (-self.config.loss_factor * log_lik + kl).mean()
-            self.optimizer_.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer_.step()
-            with torch.no_grad():  # TVAE keeps the decoder's scales in a sensible range
-                self.decoder_net_.log_sigma.clamp_(math.log(0.01), math.log(1.0))
-            total += loss.item() * len(idx)
-            kl_total += kl.mean().item() * len(idx)
-            n += len(idx)
-        return {"loss": total / max(n, 1), "kl": kl_total / max(n, 1)}
+        idx = self.batch(step)
+        with self.autocast():
+            log_lik, kl = self._elbo_terms(values[idx], codes[idx], sample_z=True)
+            loss = (-self.config.loss_factor * log_lik + kl).mean()
+        self.optimizer_.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer_.step()
+        with torch.no_grad():  # TVAE keeps the decoder's scales in a sensible range
+            self.decoder_net_.log_sigma.clamp_(math.log(0.01), math.log(1.0))
+        return torch.stack([loss.detach().float(), kl.detach().mean()])
 
     def _validation_loss(self) -> float:
         """Negative ELBO per held-out row."""
@@ -131,20 +136,18 @@ class TVAE(BaseGenerator):
         log_lik, kl = self._elbo_terms(values, codes, sample_z=False)
         return float((kl - log_lik).mean())
 
-    def _sample_encoded(
-        self, n: int, generator: torch.Generator, conditions: pd.DataFrame | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_block(self, n: int, generator: torch.Generator, conditions: Any) -> EncodedTable:
         z = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device_)
         out = self.decoder_net_(z).float()
-        values = torch.zeros(n, self.encoder_.n_values_, device=self.device_)
+        values = torch.zeros(n, self.codec_.n_values_, device=self.device_)
         if len(self._value_cols):
             noise = torch.randn(n, len(self._value_cols), generator=generator, device=self.device_)
             values = torch.tanh(out[:, self._value_cols]) + noise * self.decoder_net_.log_sigma.exp()
-        codes = torch.zeros(n, self.encoder_.n_codes_, dtype=torch.long, device=self.device_)
-        for start, width, index in self._discrete:
-            probs = torch.softmax(out[:, start : start + width], dim=1)
-            codes[:, index] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        return values.cpu().numpy(), codes.cpu().numpy()
+        codes = torch.zeros(n, self.codec_.n_codes_, dtype=torch.long, device=self.device_)
+        u = torch.rand(n, self.codec_.n_codes_, generator=generator, device=self.device_)
+        for width, columns, index in self._width_groups:
+            codes[:, index] = draw_blocks(out[:, columns].view(n, len(index), width), u[:, index])
+        return EncodedTable(values.cpu().numpy(), codes.cpu().numpy())
 
     # ---- likelihood ------------------------------------------------------------------------------
 
@@ -155,7 +158,7 @@ class TVAE(BaseGenerator):
     def log_likelihood(self, data: pd.DataFrame) -> np.ndarray:
         """Per-row ELBO (nats), a lower bound on log p(row) in the encoded space."""
         self._check_fitted()
-        encoded = self.encoder_.encode(data)
+        encoded = self.codec_.encode(data)
         values, codes = self._to_device(encoded)
         out = []
         with torch.no_grad():

@@ -42,7 +42,7 @@ def test_round_trip_of_every_kind(mixed_table):
     schema = infer_schema(mixed_table)
     enc = TableEncoder().fit(mixed_table, schema)
     encoded = enc.encode(mixed_table)
-    back = enc.decode(encoded.values, encoded.codes, seed=0)
+    back = enc.decode(encoded, 0)
     assert_round_trip(mixed_table, back, schema)
     assert (back["constant"] == "same").all()
     assert not set(back["id"]) & set(mixed_table["id"])
@@ -52,7 +52,7 @@ def test_round_trip_of_the_shipped_table(acs12):
     schema = infer_schema(acs12)
     enc = TableEncoder().fit(acs12, schema)
     encoded = enc.encode(acs12)
-    assert_round_trip(acs12, enc.decode(encoded.values, encoded.codes), schema)
+    assert_round_trip(acs12, enc.decode(encoded), schema)
 
 
 def test_state_dict_is_json_and_restores_the_same_decoder(mixed_table):
@@ -61,7 +61,7 @@ def test_state_dict_is_json_and_restores_the_same_decoder(mixed_table):
     again = TableEncoder.from_state_dict(json.loads(json.dumps(enc.state_dict())))
     encoded = enc.encode(mixed_table)
     pd.testing.assert_frame_equal(
-        enc.decode(encoded.values, encoded.codes, seed=1), again.decode(encoded.values, encoded.codes, seed=1)
+        enc.decode(encoded, 1), again.decode(encoded, 1)
     )
 
 
@@ -96,7 +96,7 @@ def test_high_cardinality_is_bounded_and_folds_the_tail():
     assert enc.dense_dim_ < 130  # 100 head categories + OTHER + the numeric column's blocks
     encoded = enc.encode(df)
     assert encoded.codes.dtype == np.int64 and encoded.values.dtype == np.float32
-    back = enc.decode(encoded.values, encoded.codes, seed=0)
+    back = enc.decode(encoded, 0)
     assert OTHER not in set(back["user"])
     assert set(back["user"]) <= set(df["user"])
 
@@ -148,7 +148,7 @@ def test_decode_inverts_encode_on_random_tables(df):
     enc = TableEncoder().fit(df, schema)
     encoded = enc.encode(df)
     assert encoded.values.shape[0] == encoded.codes.shape[0] == len(df) or enc.n_values_ + enc.n_codes_ == 0
-    assert_round_trip(df, enc.decode(encoded.values, encoded.codes, seed=0), schema)
+    assert_round_trip(df, enc.decode(encoded, 0), schema)
 
 
 @pytest.mark.parametrize("dtype", ["int64", "Int64"])
@@ -158,7 +158,7 @@ def test_very_large_integers_stay_integers_in_range(dtype):
     schema = infer_schema(df, {"big": {"kind": "integer"}})
     enc = TableEncoder().fit(df, schema)
     encoded = enc.encode(df)
-    back = enc.decode(encoded.values, encoded.codes)
+    back = enc.decode(encoded)
     assert str(back["big"].dtype) == dtype
     assert back["big"].min() >= df["big"].min() and back["big"].max() <= df["big"].max()
     np.testing.assert_allclose(back["big"].astype(float), df["big"].astype(float), rtol=1e-6)

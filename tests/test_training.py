@@ -1,0 +1,91 @@
+"""The shared training loop: parameters checked at construction, step-based epochs on large
+tables, a time budget that ends an epoch at a step boundary, exact resume from there, and a
+diverged loss that stops the run with a clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthpipe.generators.base import MAX_STEPS_PER_EPOCH
+from synthpipe.generators.errors import ConfigError, ModelError
+from synthpipe.generators.gan import CTGAN
+from synthpipe.generators.vae import TVAE
+
+SMALL_GAN = {"batch_size": 20, "pac": 10, "embedding_dim": 8, "generator_dims": (16,), "discriminator_dims": (16,)}
+SMALL_VAE = {"batch_size": 20, "hidden_dims": (16,), "latent_dim": 4}
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 400
+    return pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n), "k": rng.integers(0, 50, n)})
+
+
+@pytest.mark.parametrize(
+    "cls, params, name",
+    [
+        (TVAE, {"epochs": 0}, "epochs"),
+        (CTGAN, {"pac": 7}, "batch_size must be a multiple of pac"),
+        (TVAE, {"batch_size": 1}, "batch_size"),
+        (TVAE, {"time_budget_s": -5}, "time_budget_s"),
+        (TVAE, {"steps_per_epoch": 0}, "steps_per_epoch"),
+        (TVAE, {"learning_rate": "fast"}, "learning_rate"),
+        (CTGAN, {"tau": 0}, "tau"),
+        (CTGAN, {"betas": (0.5, 1.5)}, "betas"),
+        (TVAE, {"seed": -1}, "seed"),
+    ],
+)
+def test_every_bad_value_fails_at_construction_naming_the_parameter(cls, params, name):
+    with pytest.raises(ConfigError, match=name):
+        cls(**params)  # no data read: pre-flight builds the generator exactly like this
+
+
+def test_get_params_returns_every_hyperparameter():
+    params = CTGAN(epochs=3, pac=5, batch_size=50).get_params()
+    assert params["epochs"] == 3 and params["pac"] == 5 and "time_budget_s" in params
+    assert CTGAN(**params).get_params() == params
+
+
+def test_large_tables_get_step_based_epochs(table):
+    big = pd.concat([table] * 15, ignore_index=True)  # 6,000 rows: 270 batches of 20 per pass
+    model = TVAE(**SMALL_VAE, epochs=1, progress=False, val_fraction=0.1).fit(big)
+    assert model.steps_per_epoch_ == MAX_STEPS_PER_EPOCH
+    small = TVAE(**SMALL_VAE, epochs=1, progress=False, val_fraction=0.0).fit(table)
+    assert small.steps_per_epoch_ == 20  # a whole pass when the table has fewer batches
+
+
+@pytest.mark.parametrize("cls, params", [(CTGAN, SMALL_GAN), (TVAE, SMALL_VAE)])
+def test_the_budget_stops_a_long_epoch_at_a_step_boundary(cls, params, table):
+    # one epoch would take far longer than the budget (100k steps): the old per-epoch check
+    # could only stop after it
+    model = cls(**params, epochs=3, steps_per_epoch=100_000, time_budget_s=0.5, progress=False).fit(table)
+    stop = model.history_["stop"]
+    assert stop["reason"] == "time_budget" and stop["mid_epoch"] and stop["epoch"] == 0
+    assert 0 < stop["step"] < 100_000
+    assert model.history_["epoch"] == [0]  # the partial epoch is recorded, with its validation
+    assert np.isfinite(model.history_["val_loss"][0])
+
+
+@pytest.mark.parametrize("cls, params", [(CTGAN, SMALL_GAN), (TVAE, SMALL_VAE)])
+def test_resume_after_a_budget_stop_mid_epoch_matches_an_uninterrupted_run(cls, params, table, tmp_path):
+    common = {**params, "epochs": 2, "steps_per_epoch": 300, "eval_every": 1, "seed": 4, "progress": False}
+    whole = cls(**common, checkpoint_dir=str(tmp_path / "whole")).fit(table)
+    cut = cls(**common, checkpoint_dir=str(tmp_path / "cut"), time_budget_s=0.05).fit(table)
+    assert cut.history_["stop"]["mid_epoch"]  # stopped inside epoch 0 or 1, at a step boundary
+    resumed = cls(**common, checkpoint_dir=str(tmp_path / "cut")).fit(table, resume=True)
+    assert "stop" not in resumed.history_ and resumed.history_["epoch"] == [0, 1]
+    for key in cls.loss_names:
+        np.testing.assert_array_equal(resumed.history_[key], whole.history_[key])
+    assert resumed.best_epoch_ == whole.best_epoch_
+    pd.testing.assert_frame_equal(resumed.sample(300, seed=1), whole.sample(300, seed=1))
+
+
+def test_a_diverged_loss_stops_the_run_naming_the_generator_epoch_and_last_finite_loss(table, tmp_path):
+    model = TVAE(**SMALL_VAE, epochs=50, learning_rate=1e30, checkpoint_every=1, checkpoint_dir=str(tmp_path),
+                 progress=False, patience=0)
+    with pytest.raises(ModelError, match=r"vae generator: training diverged at epoch \d+: loss is (nan|inf)") as err:
+        model.fit(table)
+    assert "kept for --resume" in str(err.value)
