@@ -156,6 +156,9 @@ class TokenCodec:
             log_within[null] = -np.inf
         return token, log_within
 
+    def empty(self) -> SampledRows:
+        return SampledRows(np.zeros((0, len(self.columns)), np.int64), np.zeros((0, len(self.columns))))
+
     def decode(
         self, encoded: SampledRows, rng: np.random.Generator | int | None, start_index: int = 0
     ) -> pd.DataFrame:
@@ -183,12 +186,10 @@ class TokenCodec:
 
     # ---- conditions -----------------------------------------------------------------------------
 
-    def compile_conditions(self, conditions: Conditions | None, n: int) -> ConditionPlan:
+    def compile_conditions(self, conditions: Conditions) -> ConditionPlan:
         """Validated conditions -> a ConditionPlan; ConfigError for a value the model cannot emit."""
-        columns = self.columns
+        columns, n = self.columns, conditions.n
         plan = ConditionPlan.free(n, len(columns))
-        if conditions is None:
-            return plan
         for name, cells in conditions.values.items():
             i, enc = columns.index(name), self.categories[name]
             given = np.fromiter((v is not None for v in cells), dtype=bool, count=n)

@@ -39,10 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthpipe.generators.ar_codec import SampledRows, TokenCodec
+from synthpipe.generators.ar_codec import ConditionPlan, SampledRows, TokenCodec
 from synthpipe.generators.ar_sampling import Sampler
-from synthpipe.generators.base import BaseGenerator, TrainConfig
-from synthpipe.generators.conditions import Conditions
+from synthpipe.generators.base import BaseGenerator, Check, TrainConfig
 from synthpipe.generators.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
@@ -220,19 +219,15 @@ class ARConfig(TrainConfig):
 class AutoregressiveTransformer(BaseGenerator):
     name = "autoregressive"
     Config = ARConfig
+    Codec = TokenCodec
     supports_conditions = "any"
+    loss_names = ("loss",)  # nats per row over the tokens (within-bin terms are fixed)
 
     # ---- codec and network ----------------------------------------------------------------------
 
-    def _fit_preprocessing(self, train: pd.DataFrame) -> None:
+    def _make_codec(self) -> TokenCodec:
         cfg = self.config
-        self.codec_ = TokenCodec(cfg.n_bins, cfg.max_categories, cfg.max_fit_rows).fit(train, self.schema_, cfg.seed)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"codec": self.codec_.state_dict()}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self.codec_ = TokenCodec.from_state_dict(state["codec"])
+        return TokenCodec(cfg.n_bins, cfg.max_categories, cfg.max_fit_rows)
 
     def _encode_rows(self, df: pd.DataFrame) -> tuple[torch.Tensor, ...]:
         rows = self.codec_.encode(df)
@@ -253,31 +248,14 @@ class AutoregressiveTransformer(BaseGenerator):
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adamw": self.optimizer_}
 
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        cfg = self.config
-        checks = [
-            (
-                "d_model",
-                cfg.d_model >= 1 and cfg.n_heads >= 1 and cfg.d_model % cfg.n_heads == 0,
-                "must be a positive multiple of n_heads",
-            ),
-            ("n_layers", cfg.n_layers >= 1, "must be >= 1"),
-            ("n_bins", cfg.n_bins >= 2, "must be >= 2"),
-            ("canonical_fraction", 0 <= cfg.canonical_fraction <= 1, "must be in [0, 1]"),
-            ("dropout", 0 <= cfg.dropout < 1, "must be in [0, 1)"),
-        ]
-        for name, ok, what in checks:
-            if not ok:
-                raise ConfigError(f"{self.name} generator: {name} {what}, got {getattr(cfg, name)!r}")
-        self._validate_sampling_config()
+    def _param_checks(self) -> list[Check]:
+        return [*super()._param_checks(), *AR_CHECKS]
 
-    def _validate_sampling_config(self) -> None:
-        cfg = self.config
-        if not cfg.temperature > 0:
-            raise ConfigError(f"{self.name} generator: temperature must be > 0, got {cfg.temperature!r}")
-        if not 0 < cfg.top_p <= 1:
-            raise ConfigError(f"{self.name} generator: top_p must be in (0, 1], got {cfg.top_p!r}")
+    def _check_sampling_params(self) -> None:
+        """temperature and top_p may be changed on a fitted model: checked again per sample."""
+        for name, ok, what in AR_CHECKS[-2:]:
+            if not ok(self.config):
+                raise ConfigError(f"{self.name} generator: {name} {what}, got {getattr(self.config, name)!r}")
 
     def autocast(self) -> Any:
         """bf16 matmuls for training on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX)."""
@@ -289,7 +267,7 @@ class AutoregressiveTransformer(BaseGenerator):
 
     def _orders(self, batch: int) -> torch.Tensor:
         """A random prefix of columns (random order) then the rest in canonical order, [batch, C]."""
-        C, g = len(self.columns_), self.generator_
+        C, g = len(self.columns_), self.rng_
         size = torch.randint(0, C + 1, (batch,), generator=g)
         size[torch.rand(batch, generator=g) < self.config.canonical_fraction] = 0
         priority = torch.rand(batch, C, generator=g)
@@ -297,22 +275,19 @@ class AutoregressiveTransformer(BaseGenerator):
         key = torch.where(in_prefix, priority, 1.0 + torch.arange(C, dtype=torch.float32))
         return key.argsort(dim=1).to(self.device_)
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
-        tokens, frac, _ = self.train_
+    def _train_step(self, step: int) -> torch.Tensor:
         if not self.columns_:
-            return {"loss": 0.0}
-        total, n = torch.zeros((), device=self.device_), 0
-        for idx in self.batches(len(tokens), self.config.batch_size):
-            order = self._orders(len(idx))
-            with self.autocast():
-                loss = -self.model_.token_log_probs(tokens[idx], frac[idx], order).sum(dim=1).mean()
-            self.optimizer_.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
-            self.optimizer_.step()
-            total += loss.detach() * len(idx)
-            n += len(idx)
-        return {"loss": float(total) / max(n, 1)}  # nats per row over the tokens (within-bin terms are fixed)
+            return torch.zeros(1, device=self.device_)
+        tokens, frac, _ = self.train_
+        idx = self.batch(step)
+        order = self._orders(len(idx))
+        with self.autocast():
+            loss = -self.model_.token_log_probs(tokens[idx], frac[idx], order).sum(dim=1).mean()
+        self.optimizer_.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0, foreach=True)
+        self.optimizer_.step()
+        return loss.detach().float().reshape(1)
 
     def _validation_loss(self) -> float:
         """Held-out negative log-likelihood, nats per row, canonical order (rows with -inf skipped)."""
@@ -368,23 +343,30 @@ class AutoregressiveTransformer(BaseGenerator):
 
     # ---- sampling ---------------------------------------------------------------------------------
 
-    def _sample_encoded(
-        self, n: int, generator: torch.Generator, conditions: Conditions | pd.DataFrame | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(values float64 [n, C], tokens int64 [n, C]) for the modelled columns (see SampledRows)."""
-        self._validate_sampling_config()
+    def _sample_block(self, n: int, generator: torch.Generator, conditions: ConditionPlan | None) -> SampledRows:
+        self._check_sampling_params()
         cfg = self.config
-        conditions = Conditions.parse(conditions, self.schema_, n)
-        plan = self.codec_.compile_conditions(conditions, n)
+        plan = ConditionPlan.free(n, len(self.columns_)) if conditions is None else conditions
         sampler = Sampler(self.model_, self.codec_, self.device_, cfg.temperature, cfg.top_p, cfg.max_rejection_rounds)
         per_row = max(cfg.n_layers * 2 * len(self.columns_) * cfg.d_model, 1)  # cache floats per row
-        chunk = max(256, (2**28 if self.device_.type == "cuda" else 2**25) // per_row)
-        with torch.no_grad():
-            rows = sampler.sample(plan, generator, chunk)
-        return rows.values, rows.tokens
+        chunk = max(256, (2**28 if self.device_.type == "cuda" else 2**23) // per_row)
+        return sampler.sample(plan, generator, chunk)
 
-    def _decode(self, values: np.ndarray, codes: np.ndarray, seed: int, start_index: int) -> pd.DataFrame:
-        return self.codec_.decode(SampledRows(codes, values), np.random.default_rng(seed), start_index)
+
+AR_CHECKS: list[Check] = [
+    (
+        "d_model",
+        lambda c: c.d_model >= 1 and c.n_heads >= 1 and c.d_model % c.n_heads == 0,
+        "must be a positive multiple of n_heads",
+    ),
+    ("n_layers", lambda c: c.n_layers >= 1, "must be >= 1"),
+    ("n_bins", lambda c: c.n_bins >= 2, "must be >= 2"),
+    ("canonical_fraction", lambda c: 0 <= c.canonical_fraction <= 1, "must be in [0, 1]"),
+    ("dropout", lambda c: 0 <= c.dropout < 1, "must be in [0, 1)"),
+    ("max_rejection_rounds", lambda c: c.max_rejection_rounds >= 1, "must be >= 1"),
+    ("temperature", lambda c: c.temperature > 0, "must be > 0"),
+    ("top_p", lambda c: 0 < c.top_p <= 1, "must be in (0, 1]"),
+]
 
 
 def _cpu_has_bf16() -> bool:
