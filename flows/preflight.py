@@ -48,7 +48,9 @@ def check_generator(cfg: RunConfig) -> None:
 
     select_device(cfg.device)
     cls = get_generator_class(cfg.generator)
-    cls(**cfg.generator_params())  # unknown or invalid hyperparameters are usage errors now
+    # the constructor runs every parameter check that fit relies on (BaseGenerator._param_checks),
+    # so epochs=0 or a batch size that pac does not divide fail here, before any data is read
+    cls(**cfg.generator_params())
     if (cfg.conditions or cfg.balance) and cls.supports_conditions == "none":
         what = "--balance" if cfg.balance else "conditions"
         raise ConfigError(f"{what} needs exact conditional sampling: use --generator gan or autoregressive")

@@ -89,3 +89,16 @@ def test_a_diverged_loss_stops_the_run_naming_the_generator_epoch_and_last_finit
     with pytest.raises(ModelError, match=r"vae generator: training diverged at epoch \d+: loss is (nan|inf)") as err:
         model.fit(table)
     assert "kept for --resume" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "generator, params, name",
+    [("gan", {"epochs": 0}, "epochs"), ("gan", {"pac": 7}, "pac"), ("vae", {"batch_size": 1}, "batch_size")],
+)
+def test_preflight_rejects_bad_values_before_reading_the_source(generator, params, name, tmp_path):
+    from synthpipe.flows.config import RunConfig
+    from synthpipe.flows.preflight import check_generator
+
+    cfg = RunConfig(source=str(tmp_path / "never-read.csv"), generator=generator, params=params, device="cpu")
+    with pytest.raises(ConfigError, match=name):
+        check_generator(cfg)

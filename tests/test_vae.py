@@ -129,3 +129,16 @@ def test_registry_resolves_names():
 def test_vae_refuses_conditions_with_a_pointer_to_models_that_can(fitted):
     with pytest.raises(ConfigError, match="cannot sample conditionally"):
         fitted.sample(10, conditions={"race": "white"})
+
+
+def test_a_format_1_model_file_with_an_encoder_key_still_loads(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["format_version"], meta["encoder"] = 1, meta.pop("codec")  # as synthpipe wrote it before
+    meta_path.write_text(json.dumps(meta))
+    pd.testing.assert_frame_equal(BaseGenerator.load(tmp_path / "m").sample(64, seed=2), fitted.sample(64, seed=2))
+    meta["format_version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="newer"):
+        BaseGenerator.load(tmp_path / "m")
