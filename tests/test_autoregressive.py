@@ -34,7 +34,7 @@ def test_exact_likelihood_sums_to_one_over_every_possible_row():
     model = AutoregressiveTransformer(**SMALL, epochs=3, n_bins=4, max_categories=2).fit(data)
     assert model.likelihood_kind == "exact"
     assert model.schema_["k"].kind.value == "integer"  # a pmf over the integers of each bin
-    assert model.binned_["k"].n_bins < 8  # bins hold several integers, so within-bin mass matters
+    assert model.codec_.binned["k"].n_bins < 8  # bins hold several integers, so within-bin mass matters
     every_row = pd.DataFrame(
         list(itertools.product(["x", "y", "z", "w"], ["p", "q"], ["u", "v", None], range(0, 8))),
         columns=["a", "b", "c", "k"],
@@ -58,7 +58,7 @@ def test_real_valued_density_with_an_atom_integrates_to_one():
     data = pd.DataFrame({"g": g, "y": y})
     schema = infer_schema(data, {"y": {"decimals": None}})  # genuinely continuous: a density
     model = AutoregressiveTransformer(**SMALL, epochs=3, n_bins=6).fit(data, schema)
-    binned = model.binned_["y"]
+    binned = model.codec_.binned["y"]
     assert not binned.grid and 0.0 in binned.lo[binned.n_intervals :]  # the spike at 0 is an atom
     # y comes last, so its density is constant on each interval: midpoints integrate exactly
     points = np.concatenate(
@@ -95,7 +95,7 @@ def mixed_model():
 
 def test_conditions_are_exact_for_categories_numeric_and_datetime_ranges(mixed_model):
     model, data = mixed_model
-    assert "Kyiv" in model.encoder_.encoders_["city"].tail
+    assert "Kyiv" in model.codec_.categories["city"].tail
     conditions = {
         "city": "Kyiv",
         "amount": (40, 60.5),
