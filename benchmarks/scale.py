@@ -90,6 +90,7 @@ def replicated(n_rows: int, cache: Path, part_rows: int = 1_000_000) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     base = pa.Table.from_pandas(flights(), preserve_index=False)
     staging = Path(tempfile.mkdtemp(prefix=f".flights-{n_rows}-", dir=cache))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache is a plain folder
     written, part = 0, 0
     while written < n_rows:  # each part continues the tiling where the last one stopped
         rows = min(part_rows, n_rows - written)
@@ -283,8 +284,10 @@ def measure_run(
         quality = next((c for c in report.get("checks", []) if "quality" in str(c.get("name", ""))), None)
         if quality is not None:
             row["quality"] = quality.get("score")
-    row["status"] = "ok" if result["rc"] in (0, 1) and report_path is not None else "error"
-    # exit 1 = a failed quality gate (the run itself completed); see the CLI's exit codes
+    # exit 3 = a failed quality gate: the run completed and wrote its output (flows/cli.py)
+    row["status"] = "ok" if result["rc"] in (0, 3) and report_path is not None else "error"
+    if row["status"] != "ok":
+        row["message"] = _last_line(result["log_tail"])
     return row, model_dir
 
 
