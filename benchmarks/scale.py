@@ -9,8 +9,9 @@ dropped) tiled to that many rows, built once into the cache folder:
 - end-to-end `synthpipe run` (GAN, `params: {time_budget_s: BUDGET}`, --run-rows emitted rows):
   wall time, peak RSS of the whole process tree and report.json's timings: fit time against the
   budget, and ingest throughput (source rows / ingest seconds);
-- emission from that run's model with `synthpipe sample --rows EMIT --workers N` for each N:
-  rows/s and peak RSS per process (the CLI and every Dask worker);
+- emission from that run's model with `synthpipe sample --rows EMIT --workers N` for each N
+  (0 = the in-process runner): rows/s over the command's wall time (start-up, model load and the
+  cluster's start included) and peak RSS per process (the CLI and every Dask worker);
 - SDV CTGAN on the smallest size (1M rows), side by side: the harness's worker under the same
   budget and a wall-clock limit; its peak RSS, or how it failed.
 
@@ -51,7 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=120.0, help="GAN time_budget_s")
     p.add_argument("--run-rows", type=int, default=100_000, help="rows `synthpipe run` emits")
     p.add_argument("--emit-rows", type=int, default=10_000_000, help="rows `synthpipe sample` emits")
-    p.add_argument("--workers", nargs="+", type=int, default=[1, 2], help="local Dask workers to emit with")
+    p.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=[1, 2],
+        help="local Dask workers to emit with (0 = in process)",
+    )
     p.add_argument("--ctgan-timeout", type=float, default=1800.0, help="wall-clock limit for SDV CTGAN")
     p.add_argument("--no-ctgan", action="store_true")
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache" / "scale")
@@ -304,7 +311,8 @@ def measure_emission(
         "--out",
         str(out),
     ]
-    command += ["--workers", str(workers)]
+    if workers:  # 0: the default in-process runner, no flag
+        command += ["--workers", str(workers)]
     timeout = max(1800.0, args.emit_rows / 2_000)
     result = run_monitored(command, timeout, work, child_env())
     row = {"measure": "emit", "n_rows": n_rows, "workers": workers, "emit_rows": args.emit_rows, **result}
