@@ -51,10 +51,6 @@ def peer_unavailable_reason() -> str | None:
     return None
 
 
-def is_peer_interpreter() -> bool:
-    return Path(sys.prefix).resolve() == PEER_VENV.resolve()
-
-
 class TabularARGNSystem:
     """fit(train, job) -> timings; sample(n, seed) -> rows, like every other system."""
 
@@ -104,6 +100,7 @@ class TabularARGNSystem:
             "epochs_run": last.get("epoch"),
             "rows_per_epoch": int(round(len(train) * 0.8)),  # split() keeps 80% for training
             "stopped_early": None,
+            "peer_version": _versions(),
             "net": "MOSTLY_AI/Medium (engine default)"
             + ("" if job.comparison == "equal_work" else "; batch size chosen by the engine"),
         }
@@ -114,3 +111,10 @@ class TabularARGNSystem:
         engine.set_random_state(seed)
         engine.generate(sample_size=n, device=self.device, workspace_dir=self.workspace)
         return pd.read_parquet(self.workspace / "SyntheticData").reset_index(drop=True)
+
+
+def _versions() -> str:
+    """The peer venv's own versions (the CSV's v_* columns describe synthpipe's environment)."""
+    from importlib.metadata import version
+
+    return f"mostlyai-engine {version('mostlyai-engine')} (torch {version('torch')}, python {sys.version.split()[0]})"
