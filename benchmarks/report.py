@@ -331,7 +331,8 @@ def time_to_quality_table(ttq: pd.DataFrame) -> list[str]:
     head = ["system", "how"] + [f"AUC ↓ / quality ↑ @{m:g} s" for m in marks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for system, group in ttq.groupby("system", sort=False):
-        how = str(group["snapshot_method"].dropna().iloc[0]) if "snapshot_method" in group else ""
+        methods = group["snapshot_method"].dropna() if "snapshot_method" in group else pd.Series(dtype=str)
+        how = str(methods.iloc[0]) if len(methods) else ""
         if group["epochs_run"].isna().all():
             how = "fitted once (no epochs)"
         cells = [f"`{system}`", how]
@@ -341,14 +342,13 @@ def time_to_quality_table(ttq: pd.DataFrame) -> list[str]:
                 cells.append("—")
                 continue
             epochs = at["epochs_run"].mean()
-            late = (
-                ""
-                if at.get("mark_reached", pd.Series([True])).fillna(True).astype(bool).all()
-                else " (ended sooner)"
+            ended_sooner = (
+                "mark_reached" in at and at["mark_reached"].astype(str).str.lower().eq("false").any()
             )
+            late = " (ended sooner)" if ended_sooner else ""
             cells.append(
                 f"{at['c2st_auc'].mean():.3f} / {at['quality'].mean():.3f}"
-                + (f" ({epochs:.0f} ep)" if np.isfinite(epochs) else "")
+                + (f" ({epochs:.3g} ep)" if np.isfinite(epochs) else "")
                 + late
             )
         lines.append("| " + " | ".join(cells) + " |")
@@ -494,6 +494,8 @@ def _cell(mean: float, std: float, fmt: str) -> str:
 
 
 def _epochs(runs: pd.DataFrame) -> str:
+    if "epochs_requested" not in runs.columns:  # a run without the equal-work comparison
+        return "—"
     values = runs.loc[runs["comparison"] == "equal_work", "epochs_requested"].dropna().unique()
     return ", ".join(str(int(v)) for v in sorted(values)) or "—"
 

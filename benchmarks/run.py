@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> Path:
             runnable.append(system)
     args.out.mkdir(parents=True, exist_ok=True)
     env = {"date": dt.date.today().isoformat(), **environment.describe(REPO)}
-    csv_path = args.out / f"{env['date']}-{env['host']}{'-quick' if args.quick else ''}.csv"
+    csv_path = fresh_path(args.out / f"{env['date']}-{env['host']}{'-quick' if args.quick else ''}.csv")
     tables = {name: datasets.load_table(name, args.max_rows) for name in args.datasets}
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -164,8 +164,18 @@ def run_cell(
             row = {**base, "system": system, "comparison": comparison}
             name = f"{dataset}-{seed}-{comparison}-{system}"
             if system in fitted_once:  # GaussianCopula: one fit serves every comparison and mark
-                for mark in args.marks if comparison == "time_to_quality" else [None]:
-                    yield {**fitted_once[system], "comparison": comparison, "mark_s": mark}
+                if comparison != "time_to_quality":
+                    yield {**fitted_once[system], "comparison": comparison}
+                    continue
+                for mark in args.marks:
+                    yield {
+                        **fitted_once[system],
+                        "comparison": comparison,
+                        "mark_s": mark,
+                        "budget_s": mark,
+                        "mark_reached": True,
+                        "snapshot_method": "fitted once (no epochs)",
+                    }
                 continue
             if comparison == "time_to_quality":
                 yield from cell.time_to_quality(row, system, name, args.marks)
@@ -392,6 +402,15 @@ def _summary(row: dict[str, Any]) -> str:
     return " ".join(
         f"{k}={row[k]:.3g}" if isinstance(row.get(k), float) else f"{k}={row.get(k)}" for k in keys
     )
+
+
+def fresh_path(path: Path) -> Path:
+    """`path`, or `stem-2.csv`, `stem-3.csv`... so that a second run on a day keeps the first's CSV."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 from . import environment
+from .run import fresh_path
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = {"sizes": [50_000], "budget": 10.0, "run_rows": 5_000, "emit_rows": 50_000, "ctgan_timeout": 120.0}
@@ -513,7 +514,7 @@ def main(argv: list[str] | None = None) -> Path:
         return write_docs(args.report, args.docs)
     env = {"date": dt.date.today().isoformat(), **environment.describe(REPO)}
     args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = args.out / f"scale-{env['date']}-{env['host']}{'-quick' if args.quick else ''}.csv"
+    csv_path = fresh_path(args.out / f"scale-{env['date']}-{env['host']}{'-quick' if args.quick else ''}.csv")
     base = {**env, "command": args.command, "quick": args.quick}
     rows: list[dict[str, Any]] = []
 
