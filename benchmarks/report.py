@@ -361,6 +361,7 @@ def plot_time_to_quality(ttq: pd.DataFrame, dataset: str, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     colours = dict(zip(ttq["system"].unique(), plt.get_cmap("tab10").colors))
@@ -380,6 +381,7 @@ def plot_time_to_quality(ttq: pd.DataFrame, dataset: str, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xticks(sorted(ttq["mark_s"].unique()))
     ax.set_xticklabels([f"{m:g}" for m in sorted(ttq["mark_s"].unique())])
+    ax.xaxis.set_minor_formatter(NullFormatter())  # only the marks are labelled
     ax.set_xlabel("training seconds")
     ax.set_ylabel("C2ST AUC (0.5 = indistinguishable)")
     ax.grid(alpha=0.3)
