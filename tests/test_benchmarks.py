@@ -1,14 +1,19 @@
 """The benchmark harness: its metrics on tables with a known answer, and a --quick run end to end
-(real subprocesses, real SDV peer) so that the harness cannot rot unnoticed."""
+(real subprocesses, real SDV peer) so that the harness cannot rot unnoticed. The TabularARGN peer
+needs its own venv (benchmarks/setup_peer.sh), which CI does not build: these tests never depend
+on it, and check that it is skipped with a message when it is absent."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from synthpipe.benchmarks import datasets, metrics, report, run
-from synthpipe.generators import GENERATORS
+from synthpipe.benchmarks import datasets, gpu_check, metrics, peers, report, run, scale, snapshots
+from synthpipe.benchmarks.systems import unavailable_reason
+from synthpipe.generators import GENERATORS, get_generator_class
 
 
 def _table(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -71,13 +76,82 @@ def test_split_is_seeded_and_disjoint():
     assert train.equals(again) and not train.equals(other)
 
 
+def test_peer_is_skipped_with_a_message_when_its_venv_is_absent(tmp_path, monkeypatch):
+    monkeypatch.setattr(peers, "PEER_VENV", tmp_path / "no-venv")
+    reason = unavailable_reason("mostly-tabularargn")
+    assert reason is not None and "setup_peer.sh" in reason and str(tmp_path / "no-venv") in reason
+
+
+def test_snapshots_save_loadable_models_at_the_marks_of_one_run(acs12, tmp_path):
+    cls = get_generator_class("vae")
+    table = acs12.drop(columns=["person_id"]).head(300)
+    model = cls(epochs=3, batch_size=100, patience=0, device="cpu", progress=False, seed=0)
+    taker = snapshots.BudgetSnapshots([1e-9, 1e9], tmp_path / "snaps")
+    with snapshots.attach(model, taker) as kwargs:
+        model.fit(table, **kwargs)
+    assert "_record" not in vars(model) and "_train" not in vars(model)  # the class's methods again
+    taker.finish(model, model.fit_seconds_, len(model.history_["epoch"]))
+    by_mark = {t["mark_s"]: t for t in taker.taken}
+    assert set(by_mark) == {1e-9, 1e9}
+    assert by_mark[1e-9]["reached"] and by_mark[1e-9]["epochs_run"] == 1  # saved after the first epoch
+    assert not by_mark[1e9]["reached"] and by_mark[1e9]["epochs_run"] == 3  # training ended sooner
+    for snap in taker.taken:
+        rows = cls.load(snap["path"], device="cpu").sample(50, seed=1)
+        assert list(rows.columns) == list(table.columns) and len(rows) == 50
+    with pytest.raises(ValueError, match="positive"):
+        snapshots.BudgetSnapshots([0], tmp_path)
+
+
+def test_datasets_targets_exist_and_flights_drops_time_hour():
+    loans = datasets.load_table("loans")
+    spec = datasets.DATASETS["loans"]
+    assert {spec.target, spec.target2} <= set(loans.columns) and len(loans) == 10_000
+    flights = datasets.load_table("flights")
+    assert "time_hour" not in flights.columns and flights.shape == (datasets.DEFAULT_MAX_ROWS, 18)
+    assert flights.attrs["n_rows_source"] == 336_776 and flights["arr_delay"].isna().any()
+    assert datasets.load_table("flights").equals(flights)  # the same fixed subsample every time
+
+
+def test_gpu_check_scores_and_flags_mismatches(acs12):
+    real = acs12.drop(columns=["person_id"])
+    assert gpu_check.shape_score(real, real) == pytest.approx(1.0)
+    shuffled = real.apply(lambda c: c.sample(frac=1.0, random_state=0).to_numpy())
+    assert gpu_check.shape_score(real, shuffled) == pytest.approx(1.0)  # marginals only
+    constant = real.assign(age=0, race="nobody")
+    assert gpu_check.shape_score(real, constant) < gpu_check.shape_score(real, real) - 0.1
+    cpu = {"columns": ["a", "b"], "dtypes": ["int64", "object"], "rows": 10, "quality": 0.9}
+    assert gpu_check.compare(cpu, dict(cpu), 0.05) == []
+    problems = gpu_check.compare(cpu, {**cpu, "dtypes": ["float64", "object"], "quality": 0.8}, 0.05)
+    assert any("a: int64 vs float64" in p for p in problems) and any("quality differs" in p for p in problems)
+
+
+def test_scale_tiles_and_measures_a_process_tree():
+    import pyarrow as pa
+
+    base = pa.table({"i": list(range(5))})
+    assert scale._tile(base, 3, 9).column("i").to_pylist() == [3, 4, 0, 1, 2, 3, 4, 0, 1]
+    # a child that holds ~200 MB, itself started by a shell: the monitor sees the grandchild
+    code = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"
+    result = scale.run_monitored(["sh", "-c", f'"{sys.executable}" -c "{code}"'], 60, scale.REPO)
+    assert result["rc"] == 0 and result["processes"] >= 2
+    assert result["peak_rss_mb"] >= 180
+    timed_out = scale.run_monitored([sys.executable, "-c", "import time; time.sleep(30)"], 0.5, scale.REPO)
+    assert timed_out["rc"] == "timeout"
+
+
 @pytest.mark.slow
 def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
     # a generator family that is not built must be skipped with a message, not crash the run
     monkeypatch.setitem(GENERATORS, "gan", "synthpipe.generators.not_built_yet:CTGAN")
-    systems = ["synthpipe-vae", "sdv-gaussiancopula", "synthpipe-gan"]
+    # so must the peer whose venv is absent (as in CI), whether or not this machine has one
+    monkeypatch.setattr(peers, "PEER_VENV", tmp_path / "no-venv")
+    systems = ["synthpipe-vae", "sdv-gaussiancopula", "synthpipe-gan", "mostly-tabularargn"]
     argv = [
         "--quick",
+        "--comparisons",
+        "equal_work",
+        "equal_budget",
+        "time_to_quality",
         "--datasets",
         "cps1988",
         "--systems",
@@ -94,12 +168,21 @@ def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
         str(tmp_path / "docs"),
     ]
     csv_path = run.main(argv)
-    assert "skipping synthpipe-gan" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "skipping synthpipe-gan" in out
+    assert "skipping mostly-tabularargn" in out and "setup_peer.sh" in out
 
     rows = pd.read_csv(csv_path)
-    assert set(rows["comparison"]) == {"equal_work", "equal_budget"}
+    assert set(rows["comparison"]) == {"equal_work", "equal_budget", "time_to_quality"}
     assert set(rows["system"]) == {"synthpipe-vae", "sdv-gaussiancopula"}
-    assert len(rows) == 4  # 1 dataset x 2 systems x 1 seed x 2 comparisons
+    # 1 dataset x 2 systems x 1 seed x (2 comparisons + 2 time-to-quality marks)
+    assert len(rows) == 8
+    ttq = rows[rows["comparison"] == "time_to_quality"].set_index(["system", "mark_s"])
+    assert sorted(ttq.index) == [(s, m) for s in ("sdv-gaussiancopula", "synthpipe-vae") for m in (1.0, 2.0)]
+    vae_ttq = ttq.loc["synthpipe-vae"]
+    assert (vae_ttq["snapshot_method"] == "one run, saved at each mark").all()
+    assert vae_ttq["epochs_run"].is_monotonic_increasing and vae_ttq["c2st_auc"].between(0, 1).all()
+    assert rows["utility2_ratio"].notna().all()  # cps1988's second target, parttime
     assert (rows["status"] == "ok").all(), rows.get("message")
     assert rows[[c for c in rows.columns if c.endswith("_error")]].empty
     assert rows["quality"].between(0, 1).all() and rows["c2st_auc"].between(0, 1).all()
@@ -124,9 +207,12 @@ def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
         "**synthpipe-vae / best peer**",
         "torch 2.",
         "quick smoke run",
+        "### Time to quality",
+        "real repeat rate",
     ):
         assert needle in md
     assert (tmp_path / "docs" / "benchmarks-cps1988.png").stat().st_size > 1_000
+    assert (tmp_path / "docs" / "benchmarks-ttq-cps1988.png").stat().st_size > 1_000
 
     # the report regenerates the same markdown from the CSV alone
     (tmp_path / "docs" / "BENCHMARKS.md").unlink()
