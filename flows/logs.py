@@ -55,10 +55,21 @@ class _QuietConsole(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.lines.debug:
             return True
-        if self.lines.repeats_user_error(record):
-            return False
-        record.exc_info, record.exc_text = None, None
-        return True
+        return not self.lines.repeats_user_error(record)
+
+
+class _WithoutTraceback(logging.Formatter):
+    """Formats a copy of each record without its traceback. A copy, because handlers share the
+    record: clearing it in place would also strip the traceback from the run's logs."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.exc_info, copy.exc_text, copy.stack_info = None, None, None
+        return self.inner.format(copy)
 
 
 _LINES = _UserErrorLines()
@@ -85,6 +96,8 @@ def quiet_console(debug: bool = False) -> None:
                 isinstance(f, _QuietConsole) for f in handler.filters
             ):
                 handler.addFilter(console)
+                if not debug and not isinstance(handler.formatter, _WithoutTraceback):
+                    handler.setFormatter(_WithoutTraceback(handler.formatter))
 
 
 def _exception(record: logging.LogRecord) -> BaseException | None:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.errors import ConfigError
-from synthpipe.generators.schema import ColumnKind, ColumnSchema
+from synthpipe.generators.schema import ColumnKind, ColumnSchema, check_magnitude
 from synthpipe.generators.transforms import ContinuousEncoder
 
 DATETIME_UNIT_NS = {"D": 86_400 * 10**9, "s": 10**9, "ms": 10**6}
@@ -83,6 +83,8 @@ class BinnedColumn:
             else 0
         )
         self = cls(column, np.zeros(1), np.zeros(1), grid, unit_ns)
+        if column.kind != ColumnKind.DATETIME:
+            check_magnitude(column.name, pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
         if column.kind == ColumnKind.NUMERICAL and column.decimals is not None:
             x = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             extent = max(

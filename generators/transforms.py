@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthpipe.generators.errors import DataError
 from synthpipe.generators.restore import (
     datetime_unit,
     restore_categorical,
@@ -23,9 +22,8 @@ from synthpipe.generators.restore import (
     restore_ids,
     restore_integer,
 )
-from synthpipe.generators.schema import ColumnKind, ColumnSchema
+from synthpipe.generators.schema import ColumnKind, ColumnSchema, check_magnitude
 
-MAX_MAGNITUDE = 1e150  # largest |value| of a numerical column that training can represent
 OTHER = "__synthpipe_other__"  # bucket for categories beyond max_categories
 
 # The restore helpers under their former private names, for autoregressive.py until it imports
@@ -124,12 +122,7 @@ class ContinuousEncoder:
     def fit(self, series: pd.Series, max_rows: int, max_modes: int, rng: np.random.Generator) -> None:
         x, _ = self._to_float(series)
         x = x[~np.isnan(x)]
-        big = np.abs(x) > MAX_MAGNITUDE  # spreads and squares of such values overflow float64
-        if big.any():
-            raise DataError(
-                f"column {self.column.name!r}: {int(big.sum())} value(s) such as {float(x[big][0])!r} are infinite or "
-                f"beyond +-{MAX_MAGNITUDE:g}, which the models cannot represent; rescale or drop the column"
-            )
+        check_magnitude(self.column.name, x)
         if self.column.kind == ColumnKind.DATETIME:
             self.datetime_unit = datetime_unit(series.dropna())
         if len(x) > max_rows:
