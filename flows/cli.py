@@ -167,6 +167,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from synthpipe.flows.config import runner_config
+    from synthpipe.flows.runners import prefect_defaults
+
+    prefect_defaults()  # before Prefect is imported: it reads its settings once
     from synthpipe.flows.emit import sample_to_directory
 
     runner = runner_config(workers=args.workers, dask_address=args.dask_address)

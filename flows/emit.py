@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,6 +291,7 @@ def emit_shard(
 
     from synthpipe.generators.base import BaseGenerator
 
+    started = time.perf_counter(), time.process_time()
     if _on_dask_worker():
         torch.set_num_threads(1)  # one core per worker process; Dask runs the parallelism
     model = BaseGenerator.load(model_dir, device=device)
@@ -312,14 +315,30 @@ def emit_shard(
         raise
     if not stats:
         stats.append(column_stats(layout.arrow_schema.empty_table(), layout.kinds))
-    return shard_result(shard, writer.rows, final.stat().st_size, merge_stats(stats))
+    runtime = {"seconds": round(time.perf_counter() - started[0], 3),
+               "cpu_seconds": round(time.process_time() - started[1], 3),
+               "max_rss_bytes": _peak_rss_bytes(), "process": f"{socket.gethostname()}:{os.getpid()}",
+               "finished_at": time.time()}
+    return shard_result(shard, writer.rows, final.stat().st_size, merge_stats(stats), runtime)
 
 
-def shard_result(shard: Shard, rows: int, size: int, columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def shard_result(shard: Shard, rows: int, size: int, columns: dict[str, dict[str, Any]],
+                 runtime: dict[str, Any]) -> dict[str, Any]:
     """The per-shard statistics format: {"index", "directory", "file", "start", "rows", "bytes",
-    "columns": {name: column_stats entry}}."""
+    "columns": {name: column_stats entry}, "runtime": {"seconds", "cpu_seconds", "max_rss_bytes"
+    (the peak resident memory of the process so far), "process" (host:pid), "finished_at" (Unix
+    time)}}. Everything but
+    "runtime" is the same for any runner."""
     return {"index": shard.index, "directory": shard.directory, "file": shard.path.name, "start": shard.start,
-            "rows": rows, "bytes": size, "columns": columns}
+            "rows": rows, "bytes": size, "columns": columns, "runtime": runtime}
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 # ---- the emission flow ----------------------------------------------------------------------------
@@ -428,7 +447,7 @@ def sample_to_directory(
     Dask runner it runs the emission flow on it."""
     from synthpipe.flows.conditions import coerce_conditions, parse_conditions
     from synthpipe.flows.io import atomic_directory
-    from synthpipe.flows.runners import prefect_defaults, task_runner_for
+    from synthpipe.flows.runners import task_runner_for
     from synthpipe.generators.base import BaseGenerator
     from synthpipe.generators.errors import ConfigError
 
@@ -445,7 +464,6 @@ def sample_to_directory(
     with atomic_directory(out) as stage:
         plan = {"directory": str(stage / "synthetic"), "rows": rows, "seed": seed, "metadata": metadata}
         if clustered:
-            prefect_defaults()
             results = emit_shards.with_options(task_runner=task_runner)(
                 str(model_dir), [plan], conditions=typed, shard_rows=shard_rows, chunk_rows=chunk_rows, device=device)
         else:

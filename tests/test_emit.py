@@ -211,3 +211,16 @@ def test_a_failing_shard_leaves_no_output_and_the_last_good_one(model_dir, tmp_p
         flow(str(model_dir), [plan], shard_rows=100, chunk_rows=50, device="cpu")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert (out / "synthetic" / "part-00000.parquet").read_bytes() == b"last good"
+
+
+def test_a_served_schedule_carries_the_runner_settings(tmp_path):
+    """The deployment's config parameter holds `runner:`, which the flow reads at run time."""
+    from synthpipe.flows.config import RunConfig
+    from synthpipe.flows.schedule import build_deployment
+
+    path = tmp_path / "nightly.yaml"
+    path.write_text("source: people.csv\nout: out\nrunner: {workers: 2, shard_rows: 50000}\n")
+    deployment, _ = build_deployment(str(path), "0 2 * * *")
+    config = deployment.parameters["config"]
+    assert config["runner"] == {"workers": 2, "shard_rows": 50000}
+    assert RunConfig.model_validate(config).runner == RunnerConfig(workers=2, shard_rows=50000)
