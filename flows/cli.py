@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--balance", metavar="COLUMN", help="emit a class-balanced table (exact conditional sampling)")
     run.add_argument("--augment", action="store_true", default=None, help="also write real + synthetic rows")
     run.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    _add_runner_flags(run)
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     sample = sub.add_parser("sample", help="sample from a saved model")
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--condition", action="append", metavar="COL=VALUE|COL=LOW..HIGH", help="repeatable")
     sample.add_argument("--device", default=None)
+    _add_runner_flags(sample)
     sample.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     validate = sub.add_parser("validate", help="validate any synthetic table against a real one")
@@ -91,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timezone", help="time zone of the cron expression (default UTC)")
     serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _add_runner_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, metavar="N", help="emit on a local Dask cluster of N worker processes")
+    parser.add_argument("--dask-address", metavar="tcp://HOST:8786", help="emit on an existing Dask cluster")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +160,8 @@ def _run(args: argparse.Namespace) -> int:
         split=parse_split_spec(args.split) if args.split else None,
         balance=args.balance,
         augment=args.augment,
+        workers=args.workers,
+        dask_address=args.dask_address,
     )
     if args.table or args.query:
         cfg.source.table, cfg.source.query = args.table, args.query
@@ -183,27 +192,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from synthpipe.flows.conditions import coerce_conditions, parse_conditions
-    from synthpipe.flows.io import atomic_directory, write_parquet
-    from synthpipe.flows.pipeline import sample_chunks
-    from synthpipe.generators.base import BaseGenerator
-    from synthpipe.generators.errors import ConfigError
+    from synthpipe.flows.config import runner_config
+    from synthpipe.flows.runners import prefect_defaults
 
-    if args.rows < 0:
-        raise ConfigError(f"--rows must be >= 0, got {args.rows}")
-    model = BaseGenerator.load(args.model_dir, device=args.device)
-    conditions = coerce_conditions(parse_conditions(args.condition), model.schema_)
-    out = Path(args.out)
-    metadata = {"generator": model.name, "seed": args.seed, "rows": args.rows, "model": str(args.model_dir)}
-    metadata["conditions"] = {k: str(v) for k, v in conditions.items()}
-    with atomic_directory(out) as stage:
-        result = write_parquet(
-            stage / "synthetic",
-            sample_chunks(model, args.rows, conditions, args.seed, 100_000, keep=[], keep_rows=0),
-            schema=model.schema_.to_dict(),
-            metadata=metadata,
-        )
-    print(f"wrote {result.rows} rows to {out / 'synthetic'}")
+    prefect_defaults()  # before Prefect is imported: it reads its settings once
+    from synthpipe.flows.emit import sample_to_directory
+
+    runner = runner_config(workers=args.workers, dask_address=args.dask_address)
+    result = sample_to_directory(args.model_dir, args.rows, Path(args.out), seed=args.seed,
+                                 conditions=args.condition, device=args.device, runner=runner)
+    print(f"wrote {result['rows']} rows to {Path(args.out) / 'synthetic'}")
     return EXIT_OK
 
 

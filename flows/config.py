@@ -6,6 +6,7 @@ before any data is read or the Prefect engine starts.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,30 @@ class SourceConfig(BaseModel):
     encoding: str | None = Field(None, description="CSV encoding; sniffed when unset")
     table: str | None = Field(None, description="SQL table name (database sources)")
     query: str | None = Field(None, description="SQL query (database sources)")
+
+
+class RunnerConfig(BaseModel):
+    """Where the emission shards run (flows/runners.py): in process by default, a local Dask
+    cluster of `workers` processes, or the existing Dask cluster at `address`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int | None = Field(None, ge=1, description="local Dask worker processes")
+    address: str | None = Field(None, description="an existing Dask scheduler, e.g. tcp://host:8786")
+    shard_rows: int = Field(1_000_000, ge=1, description="rows per shard (one part file each)")
+
+    @field_validator("address")
+    @classmethod
+    def _scheduler_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^\s/]+(:\d+)?/?", value):
+            raise ValueError(f"dask address {value!r} is not SCHEME://HOST:PORT, e.g. tcp://127.0.0.1:8786")
+        return value
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> RunnerConfig:
+        if self.workers and self.address:
+            raise ValueError("workers (a local cluster) and address (an existing one) cannot be combined")
+        return self
 
 
 class RunConfig(BaseModel):
@@ -59,6 +84,7 @@ class RunConfig(BaseModel):
     split: dict[str, float] | None = None
     balance: str | None = None
     augment: bool = False
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     @field_validator("source", mode="before")
     @classmethod
@@ -123,10 +149,16 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         data = _resolve_relative_paths(data, path.parent)
+    if overrides.get("workers") is not None and overrides.get("dask_address") is not None:
+        raise ConfigError("--workers (a local cluster) and --dask-address (an existing one) cannot be combined")
     for key, value in overrides.items():
         if value is None:
             continue
-        if key == "source":
+        if key in ("workers", "dask_address"):  # a flag replaces the config file's cluster choice
+            runner = data.get("runner") if isinstance(data.get("runner"), dict) else {}
+            runner = {k: v for k, v in runner.items() if k not in ("workers", "address")}
+            data["runner"] = {**runner, "workers" if key == "workers" else "address": value}
+        elif key == "source":
             source = data.get("source")
             data["source"] = {**source, "path": value} if isinstance(source, dict) else value
         elif key == "epochs":
@@ -141,6 +173,16 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, path)) from None
+
+
+def runner_config(workers: int | None = None, dask_address: str | None = None, **settings: Any) -> RunnerConfig:
+    """A RunnerConfig from command-line flags (`synthpipe sample`), with usage errors as ConfigError."""
+    if workers is not None and dask_address is not None:
+        raise ConfigError("--workers (a local cluster) and --dask-address (an existing one) cannot be combined")
+    try:
+        return RunnerConfig(workers=workers, address=dask_address, **settings)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, None).replace("configuration:", "runner settings:")) from None
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from synthpipe.flows.config import RunConfig
 from synthpipe.flows.io import atomic_directory, write_parquet
 from synthpipe.flows.io.scan import infinite_policies, scan_source
 from synthpipe.flows.logs import one_line_user_errors
+from synthpipe.flows.runners import describe as describe_runner
 from synthpipe.flows.stages import reached
 from synthpipe.generators import get_generator_class
 from synthpipe.generators.base import BaseGenerator
-from synthpipe.generators.conditions import Conditions
 from synthpipe.generators.errors import SynthpipeError
 from synthpipe.generators.profile import TableProfile
 from synthpipe.generators.schema import TableSchema, infer_schema
@@ -90,71 +90,54 @@ def train(train_df: pd.DataFrame, schema: TableSchema, cfg: RunConfig, checkpoin
     return model.fit(train_df, schema, resume=cfg.resume)
 
 
-def sample_chunks(
-    model: BaseGenerator,
-    rows: int,
-    conditions: dict[str, Any] | pd.DataFrame | Conditions | None,
-    seed: int,
-    chunk_rows: int,
-    keep: list[pd.DataFrame],
-    keep_rows: int = VALIDATION_ROWS,
-    start_index: int = 0,
-) -> Iterator[pd.DataFrame]:
-    """Rows start_index .. start_index + rows of the seed's one stream, cut into chunks: the
-    generator's sampling is row-addressable, so the rows do not depend on `chunk_rows`.
-
-    `conditions` is one mapping for every row, or a frame with one row of conditions per
-    emitted row (sliced per chunk). The first `keep_rows` rows are also kept for validation.
-    """
-    parsed = Conditions.parse(conditions, model.schema_, rows) if conditions is not None else None
-    kept = 0
-    for i, start in enumerate(range(0, rows, chunk_rows)):
-        if i == 1:
-            reached("write")  # the writer has the first chunk in a part file, the rest to come
-        size = min(chunk_rows, rows - start)
-        cond = parsed.rows(start, start + size) if parsed is not None else None
-        chunk = model.sample(size, conditions=cond, seed=seed, start_index=start_index + start)
-        if kept < keep_rows:
-            keep.append(chunk.iloc[: keep_rows - kept])
-            kept += len(keep[-1])
-        yield chunk
-
-
 @task(name="sample-and-write", cache_policy=NO_CACHE)
 def sample_and_write(
-    model: BaseGenerator,
+    model_dir: Path,
     cfg: RunConfig,
     rows: int,
     conditions: dict[str, Any] | pd.DataFrame | None,
     out_dir: Path,
     metadata: dict,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Write the synthetic dataset (one per split with `split`); return a summary and a preview."""
+    """Write the synthetic dataset (one per split with `split`) as shards on the configured task
+    runner (flows/emit.py, flows/runners.py); return a summary and a bounded preview read back
+    from the written parts for validation.
+
+    `conditions` is one mapping for every row, or a frame with one row of conditions per emitted
+    row (stored in the staging directory; each shard reads its slice). Split k's rows are the
+    stream of derive_seed(seed, EMIT_SPLIT, k), so every runner writes the same rows.
+    """
+    from synthpipe.flows.emit import emit_shards, merge_stats, read_preview, store_conditions
     from synthpipe.flows.exports import split_sizes
+    from synthpipe.flows.runners import task_runner_for
 
     reached("sample")
     parts = split_sizes(rows, cfg.split) if cfg.split else {None: rows}
-    keep: list[pd.DataFrame] = []
-    written: dict[str, Any] = {"rows": 0, "files": 0, "bytes": 0, "splits": {}}
-    parsed = Conditions.parse(conditions, model.schema_, rows) if conditions is not None else None
-    offset = 0
+    datasets, offset = [], 0
     for name, size in parts.items():
-        target = out_dir / name if name else out_dir
-        cond = parsed.rows(offset, offset + size) if parsed is not None else None
-        result = write_parquet(  # each split is the next slice of the one stream of cfg.seed
-            target,
-            sample_chunks(model, size, cond, cfg.seed, cfg.chunk_rows, keep,
-                          keep_rows=max(0, VALIDATION_ROWS - sum(map(len, keep))), start_index=offset),
-            schema=model.schema_.to_dict(),
-            metadata={**metadata, "split": name, "rows": size},
-        )
+        datasets.append({  # each split is the next slice of the one stream of cfg.seed (IDs never repeat)
+            "directory": str(out_dir / name if name else out_dir), "rows": size, "seed": cfg.seed,
+            "metadata": {**metadata, "split": name, "rows": size}, "condition_start": offset, "row_start": offset,
+        })
         offset += size
-        for key in ("rows", "files", "bytes"):
-            written[key] += getattr(result, key)
-        if name:
-            written["splits"][name] = result.rows
-    preview = pd.concat(keep, ignore_index=True) if keep else model.sample(0)
-    return written, preview
+    per_row = isinstance(conditions, pd.DataFrame)
+    conditions_path = store_conditions(conditions, out_dir.parent) if per_row else None
+    try:
+        results = emit_shards.with_options(task_runner=task_runner_for(cfg.runner))(
+            str(model_dir), datasets, conditions=None if per_row else conditions, conditions_path=conditions_path,
+            shard_rows=cfg.runner.shard_rows, chunk_rows=cfg.chunk_rows, device=cfg.device,
+        )
+    finally:
+        if conditions_path:
+            Path(conditions_path).unlink(missing_ok=True)
+    written: dict[str, Any] = {
+        "rows": sum(r["rows"] for r in results), "files": sum(r["files"] for r in results),
+        "bytes": sum(r["bytes"] for r in results),
+        "splits": {name: r["rows"] for name, r in zip(parts, results) if name},
+        "columns": merge_stats([r["columns"] for r in results]),
+        "shards": [shard for r in results for shard in r["shards"]],
+    }
+    return written, read_preview([d["directory"] for d in datasets], VALIDATION_ROWS)
 
 
 @task(name="write-augmented", cache_policy=NO_CACHE)
@@ -331,7 +314,7 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
         }
         model.save(stage / "model")
         with _timer(timings, "sample_s"):
-            written, synthetic = sample_and_write(model, cfg, rows, conditions, stage / "synthetic", metadata)
+            written, synthetic = sample_and_write(stage / "model", cfg, rows, conditions, stage / "synthetic", metadata)
             if cfg.augment:
                 written["augmented_rows"] = write_augmented(train_df, stage / "synthetic", stage / "augmented", metadata)
         with _timer(timings, "validate_s"):
@@ -345,7 +328,8 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
             "source": provenance,
             "rows": {"source": profile.rows, "train": len(train_df), "holdout": len(holdout), "synthetic": rows},
             "output": {"directory": str(out), "files": written["files"], "splits": written["splits"] or None,
-                       "augmented_rows": written.get("augmented_rows")},
+                       "augmented_rows": written.get("augmented_rows"), "runner": describe_runner(cfg.runner),
+                       "shards": len(written["shards"])},
             "conditions": metadata["conditions"],
             "balance": cfg.balance,
             "model": model_info,

@@ -150,6 +150,18 @@ def test_exact_conditional_sampling_emits_a_balanced_table(acs12):
     assert table["race"].value_counts().to_dict() == {"white": 50, "black": 50, "other": 50, "asian": 50}
 
 
+def test_per_row_conditions_reach_each_shard_as_written(acs12, tmp_path):
+    """--balance's plan is stored once in the staging directory; a shard reads only its rows,
+    with the plan's dtypes, wherever its slice falls on row-group boundaries."""
+    from synthpipe.flows.emit import read_condition_rows, store_conditions
+
+    frame = balanced_conditions(infer_schema(acs12), "race", 1_000, seed=2)
+    path = store_conditions(frame, tmp_path, row_group_rows=128)
+    for start, rows in ((0, 1_000), (0, 128), (100, 300), (999, 1), (640, 360)):
+        part = read_condition_rows(path, start, rows)
+        pd.testing.assert_frame_equal(part, frame.iloc[start : start + rows].reset_index(drop=True))
+
+
 # ---- augmentation ------------------------------------------------------------------------------------
 
 
