@@ -37,19 +37,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from synthpipe.flows.io import (
-    METADATA_KEY,
-    SCHEMA_KEY,
-    SIDECAR,
-    _arrow_to_pandas,
-    _DatasetWriter,
-    _empty_frame,
-    _now,
-    _to_json,
-)
+from synthpipe.flows.io.atomic import now as _now
+from synthpipe.flows.io.frames import arrow_to_pandas as _arrow_to_pandas
+from synthpipe.flows.io.parquet import METADATA_KEY, SCHEMA_KEY, SIDECAR, _DatasetWriter, _empty_frame
 from synthpipe.flows.stages import reached
 from synthpipe.generators.errors import DataError
 from synthpipe.generators.schema import ColumnKind
+from synthpipe.generators.serialize import dumps
 
 # Rows per shard (one part file each): today's rows per part file, so the layout on disk is
 # unchanged; about 1-2 minutes of one core for a wide table, and a few hundred MB at most.
@@ -131,7 +125,7 @@ def part_layout(model: Any, metadata: Mapping[str, Any], rows: int, seed: int,
     """Fix the Arrow schema of a dataset's part files the way io.write_parquet does, from the
     first rows of the stream (or the schema's declared dtypes when no row is emitted)."""
     schema = model.schema_.to_dict()
-    key_values = {METADATA_KEY: _to_json(dict(metadata)).encode(), SCHEMA_KEY: _to_json(schema).encode()}
+    key_values = {METADATA_KEY: dumps(dict(metadata)).encode(), SCHEMA_KEY: dumps(schema).encode()}
     writer = _DatasetWriter(Path("."), 1, key_values, schema)
     if rows:
         n = min(rows, LAYOUT_PROBE_ROWS)

@@ -42,7 +42,10 @@ class _UserErrorLines(logging.Filter):
         if isinstance(_exception(record), SynthpipeError):
             return True
         text = record.getMessage()
-        return any(message in text for message in self.messages)
+        # Prefect's "Finished in state Failed(...)" lines cut long messages short: match the class too
+        return any(message in text for message in self.messages) or any(
+            f"exception {name}:" in text for name in _user_error_names()
+        )
 
 
 class _QuietConsole(logging.Filter):
@@ -98,6 +101,16 @@ def quiet_console(debug: bool = False) -> None:
                 handler.addFilter(console)
                 if not debug and not isinstance(handler.formatter, _WithoutTraceback):
                     handler.setFormatter(_WithoutTraceback(handler.formatter))
+
+
+def _user_error_names() -> set[str]:
+    """Names of SynthpipeError and its subclasses, as Prefect prints them in state messages."""
+    names, todo = set(), [SynthpipeError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
 
 
 def _exception(record: logging.LogRecord) -> BaseException | None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from synthpipe.flows.pipeline import sample_chunks
+from synthpipe.generators.conditions import Conditions
 from synthpipe.generators.gan import CTGAN
 from synthpipe.generators.seeding import SAMPLE_BLOCK_ROWS
 from synthpipe.generators.vae import TVAE
@@ -35,9 +35,15 @@ def model(request):
     return TVAE(**SMALL_VAE, epochs=2, progress=False).fit(table)
 
 
-def _chunked(model, rows: int, chunk_rows: int, conditions=None) -> pd.DataFrame:
-    return pd.concat(list(sample_chunks(model, rows, conditions, 7, chunk_rows, keep=[], keep_rows=0)),
-                     ignore_index=True)
+def _chunked(model, rows: int, chunk_rows: int, conditions=None, seed: int = 7) -> pd.DataFrame:
+    """What an emission shard does (flows/emit.py): consecutive slices of the one stream."""
+    parsed = Conditions.parse(conditions, model.schema_, rows) if conditions is not None else None
+    chunks = [
+        model.sample(min(chunk_rows, rows - start), seed=seed, start_index=start,
+                     conditions=parsed.rows(start, min(start + chunk_rows, rows)) if parsed is not None else None)
+        for start in range(0, rows, chunk_rows)
+    ]
+    return pd.concat(chunks, ignore_index=True)
 
 
 def test_the_same_rows_for_two_chunk_sizes(model):
@@ -65,7 +71,7 @@ def test_per_row_conditions_are_sliced_with_their_rows():
     rows = SAMPLE_BLOCK_ROWS + 300
     per_row = pd.DataFrame({"city": rng.choice(["Oslo", "Lima", None], rows)})
     whole = gan.sample(rows, conditions=per_row, seed=3)
-    chunked = pd.concat(list(sample_chunks(gan, rows, per_row, 3, 2_500, keep=[], keep_rows=0)), ignore_index=True)
+    chunked = _chunked(gan, rows, 2_500, per_row, seed=3)
     pd.testing.assert_frame_equal(chunked, whole)
     given = per_row["city"].notna().to_numpy()
     assert (whole["city"].to_numpy()[given] == per_row["city"].to_numpy()[given]).all()
