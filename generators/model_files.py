@@ -214,7 +214,10 @@ def check_history(history: Any, file: Path, where: str) -> None:
         if key == "stop":
             _require(
                 isinstance(series, dict)
-                and all(isinstance(v, str) and len(v) <= 100 or _is_number(v) or v is None for v in series.values()),
+                and all(
+                    isinstance(v, str) and len(v) <= 100 or _is_number(v) or v is None
+                    for v in series.values()
+                ),
                 file,
                 f"{where}.stop",
                 "must be a JSON object of plain values",
@@ -255,7 +258,9 @@ def check_token_codec_state(state: Any, file: Path, where: str) -> None:
             f"is {_show(value)}; expected an integer in [{low}, {high}]",
         )
     kinds = _check_schema(state["schema"], file, where)
-    continuous = {n for n, k in kinds.items() if k in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME)}
+    continuous = {
+        n for n, k in kinds.items() if k in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME)
+    }
     discrete = {n for n, k in kinds.items() if k in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)}
     for key, names in (("binned", continuous), ("categories", discrete)):
         entries = state[key]
@@ -808,7 +813,8 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
     for key in ("rng", "torch_rng", "cuda_rng"):
         value = state[key]
         _require(
-            isinstance(value, torch.Tensor) and value.dtype == torch.uint8 or key == "cuda_rng" and value is None,
+            (isinstance(value, torch.Tensor) and value.dtype == torch.uint8)
+            or (key == "cuda_rng" and value is None),
             path,
             key,
             "must be a uint8 tensor (a random generator's state)",
@@ -816,7 +822,12 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
     best = state["best"]
     _require(isinstance(best, dict), path, "best", "must be a dict")
     _check_keys(best, BEST_KEYS, path, "best.")
-    _require(_is_number(best["score"], finite=False), path, "best.score", f"is {_show(best['score'])}; expected a number")
+    _require(
+        _is_number(best["score"], finite=False),
+        path,
+        "best.score",
+        f"is {_show(best['score'])}; expected a number",
+    )
     _require(
         best["epoch"] is None or _is_int(best["epoch"]) and 0 <= best["epoch"] <= 10**7,
         path,
@@ -829,7 +840,12 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
         "best.stale",
         f"is {_show(best['stale'])}; expected a count",
     )
-    _require(best["modules"] is None or isinstance(best["modules"], dict), path, "best.modules", "must be a dict or null")
+    _require(
+        best["modules"] is None or isinstance(best["modules"], dict),
+        path,
+        "best.modules",
+        "must be a dict or null",
+    )
     parsed = {}
     for key in ("history", "codec", "extra"):
         _require(isinstance(state[key], str), path, key, "must be a JSON string")

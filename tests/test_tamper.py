@@ -687,7 +687,9 @@ CHECKPOINT_CASES = {
     "unknown-key": (_set("exec", value="x"), r"unknown field.*'exec'"),
     "codec-not-json": (_set("codec", value="{not json"), r"codec is not valid JSON"),
     "codec-params-bomb": (
-        lambda s: s.update(codec=s["codec"].replace('"max_categories": ', '"max_categories": 1000000000000', 1)),
+        lambda s: s.update(
+            codec=s["codec"].replace('"max_categories": ', '"max_categories": 1000000000000', 1)
+        ),
         r"codec\.params\.max_categories",
     ),
     "history-not-json": (_set("history", value="[oops"), r"history is not valid JSON"),
@@ -700,18 +702,26 @@ CHECKPOINT_CASES = {
     "best-missing-key": (lambda s: s["best"].pop("stale"), r"missing field.*'best\.stale'"),
     "best-score-type": (lambda s: s["best"].update(score="low"), r"best\.score"),
     "best-modules-shape": (
-        lambda s: s["best"].update(modules={k: {p: torch.zeros(9, 9, 9) for p in m} for k, m in s["modules"].items()}),
+        lambda s: s["best"].update(
+            modules={k: {p: torch.zeros(9, 9, 9) for p in m} for k, m in s["modules"].items()}
+        ),
         r"best .* weights|tensor .* has shape",
     ),
     "best-modules-nan": (
         lambda s: s["best"].update(
-            modules={k: {p: torch.full_like(t, math.nan) if t.is_floating_point() else t for p, t in m.items()}
-                     for k, m in s["modules"].items()}
+            modules={
+                k: {p: torch.full_like(t, math.nan) if t.is_floating_point() else t for p, t in m.items()}
+                for k, m in s["modules"].items()
+            }
         ),
         r"best\.modules\.\w+\..* NaN",
     ),
     "weights-nan": (
-        lambda s: [m.update({p: torch.full_like(t, math.nan)}) for m in s["modules"].values() for p, t in list(m.items())[:1]],
+        lambda s: [
+            m.update({p: torch.full_like(t, math.nan)})
+            for m in s["modules"].values()
+            for p, t in list(m.items())[:1]
+        ],
         r"modules\.\w+\..* NaN",
     ),
     "next-epoch-type": (_set("next_epoch", value="1"), r"next_epoch"),
