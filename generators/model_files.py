@@ -10,7 +10,8 @@ checks is what keeps allocation bounded:
 
 1. `read_model_meta`: model.json is a regular file inside the directory and below
    `MAX_MODEL_JSON_BYTES`; its keys, the generator's parameters (types from its Config dataclass,
-   finite numbers, `PARAM_BOUNDS`) and the encoder's and model's saved state are checked.
+   finite numbers, `PARAM_BOUNDS`) and the codec's and model's saved state are checked
+   (format 2: "codec"; format 1, gan and vae only: "encoder").
 2. `read_weights`: the modules are built on torch's "meta" device (shapes, no memory) to learn
    which tensors the parameters imply and how many parameters that is (`MAX_PARAMETERS`); the
    safetensors header (8-byte little-endian length, then JSON) is checked against them (names,
