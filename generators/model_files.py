@@ -124,8 +124,13 @@ def read_model_meta(path: Path, cls: type) -> tuple[type, dict[str, Any]]:
         raise ModelError(f"{meta_path}: corrupt model metadata ({_short(exc)})") from None
     _require(isinstance(meta, dict), meta_path, "(top level)", "must be a JSON object")
     version = meta.get("format_version", FORMAT_VERSION)
+    if _is_int(version) and version > FORMAT_VERSION:
+        raise ModelError(
+            f"{meta_path}: format_version {version} is newer than this synthpipe reads ({FORMAT_VERSION}); "
+            "upgrade synthpipe"
+        )
     _require(
-        _is_int(version) and version in CODEC_KEY and version <= FORMAT_VERSION,
+        _is_int(version) and version in CODEC_KEY,
         meta_path,
         "format_version",
         f"is {_show(version)}; this synthpipe reads versions 1 to {FORMAT_VERSION}",
