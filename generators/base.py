@@ -29,8 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from synthpipe.generators import model_files
 from synthpipe.generators.codec import RowCodec
 from synthpipe.generators.conditions import Conditions, from_units
 from synthpipe.generators.errors import ConfigError, DataError, ModelError
@@ -273,41 +274,18 @@ class BaseGenerator:
     def load(cls, path: str | os.PathLike, device: str | None = None) -> BaseGenerator:
         """Rebuild a saved generator without executing any code from the files."""
         path = Path(path)
-        meta_path, weights_path = path / "model.json", path / "model.safetensors"
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelError(f"{path}: not a saved synthpipe model (expected model.json and model.safetensors)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{meta_path}: corrupt model metadata ({exc})") from None
-        if meta.get("format_version", 1) > FORMAT_VERSION:
-            raise ModelError(
-                f"{meta_path}: model format {meta.get('format_version')} is newer than this synthpipe reads "
-                f"({FORMAT_VERSION}); upgrade synthpipe"
-            )
-        if cls is BaseGenerator:
-            from synthpipe.generators import get_generator_class
-
-            cls = get_generator_class(meta.get("generator", "?"))
-        elif meta.get("generator") != cls.name:
-            raise ModelError(f"{path} holds a {meta.get('generator')!r} model, not {cls.name!r}")
+        cls, meta = model_files.read_model_meta(path, cls)  # checked: keys, params, codec state
         params = dict(meta["params"])
         if device is not None:
             params["device"] = device
         self = cls(**params)
-        codec_state = meta.get("codec", meta.get("encoder"))  # format 1 called it "encoder"
-        if codec_state is None:
-            raise ModelError(f"{meta_path}: no codec state; the file is damaged")
-        self.codec_ = self.Codec.from_state_dict(codec_state)
+        self.codec_ = self.Codec.from_state_dict(meta["codec"])
         self.schema_ = self.codec_.schema_
         self.history_ = meta.get("history", {})
         self.device_ = select_device(self.config.device)
         self._load_extra_state(meta.get("extra", {}))
+        tensors = model_files.read_weights(path, self)  # header vs shapes built on the meta device
         self._build()
-        try:
-            tensors = load_file(weights_path, device=str(self.device_))
-        except Exception as exc:  # safetensors raises several types for a damaged file
-            raise ModelError(f"{weights_path}: cannot read weights ({exc})") from None
         for module_name, module in self._modules().items():
             prefix = f"{module_name}."
             module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
@@ -556,19 +534,10 @@ class BaseGenerator:
         path = self._checkpoint_path()
         if not path.is_file():
             return None
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged or foreign file
-            raise ModelError(f"{path}: cannot read the checkpoint ({exc})") from None
-        if state.get("generator") != self.name:
-            raise ModelError(f"{path} is a {state.get('generator')!r} checkpoint, not {self.name!r}")
-        if "codec" not in state:
-            raise ModelError(f"{path} was written by an older synthpipe; train again without --resume")
-        state["codec"] = json.loads(state["codec"])
-        state["extra"] = json.loads(state.get("extra", "{}"))
-        return state
+        return model_files.read_checkpoint(path, self)
 
     def _restore_checkpoint(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
+        model_files.check_checkpoint_fits(state, self, self._checkpoint_path())
         for name, module in self._modules().items():
             module.load_state_dict(state["modules"][name])
         for name, opt in self._optimizers().items():

@@ -10,7 +10,8 @@ checks is what keeps allocation bounded:
 
 1. `read_model_meta`: model.json is a regular file inside the directory and below
    `MAX_MODEL_JSON_BYTES`; its keys, the generator's parameters (types from its Config dataclass,
-   finite numbers, `PARAM_BOUNDS`) and the encoder's and model's saved state are checked.
+   finite numbers, `PARAM_BOUNDS`) and the codec's and model's saved state are checked
+   (format 2: "codec"; format 1, gan and vae only: "encoder").
 2. `read_weights`: the modules are built on torch's "meta" device (shapes, no memory) to learn
    which tensors the parameters imply and how many parameters that is (`MAX_PARAMETERS`); the
    safetensors header (8-byte little-endian length, then JSON) is checked against them (names,
@@ -48,7 +49,9 @@ MAX_PARAMETERS = 2**30  # weights a saved model may have (4 GiB in float32)
 MAX_WIDTH = 2**16  # any one layer width or embedding size
 MAX_CHECKPOINT_BYTES = 16 * 2**30
 
-META_KEYS = {"format_version", "generator", "params", "encoder", "history", "extra"}
+META_KEYS = {"format_version", "generator", "params", "codec", "history", "extra"}
+# format 1 named the codec's state "encoder" (a ModeSpecificCodec state; gan and vae only)
+CODEC_KEY = {1: "encoder", 2: "codec"}
 
 # (low, high) for integer parameters, by field name, wherever a Config has that field; each
 # bound is far above any sensible tabular model and far below what would exhaust memory
@@ -103,6 +106,7 @@ def read_model_meta(path: Path, cls: type) -> tuple[type, dict[str, Any]]:
     """
     from synthpipe.generators import GENERATORS, get_generator_class
     from synthpipe.generators.base import FORMAT_VERSION, BaseGenerator
+    from synthpipe.generators.mode_codec import ModeSpecificCodec
 
     meta_path = path / MODEL_JSON
     if not all(os.path.lexists(path / name) for name in (MODEL_JSON, WEIGHTS)):
@@ -119,13 +123,20 @@ def read_model_meta(path: Path, cls: type) -> tuple[type, dict[str, Any]]:
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelError(f"{meta_path}: corrupt model metadata ({_short(exc)})") from None
     _require(isinstance(meta, dict), meta_path, "(top level)", "must be a JSON object")
-    _check_keys(meta, META_KEYS, meta_path, "", optional={"history", "extra"})
+    version = meta.get("format_version", FORMAT_VERSION)
+    if _is_int(version) and version > FORMAT_VERSION:
+        raise ModelError(
+            f"{meta_path}: format_version {version} is newer than this synthpipe reads ({FORMAT_VERSION}); "
+            "upgrade synthpipe"
+        )
     _require(
-        _is_int(meta["format_version"]) and meta["format_version"] == FORMAT_VERSION,
+        _is_int(version) and version in CODEC_KEY,
         meta_path,
         "format_version",
-        f"is {_show(meta['format_version'])}; this synthpipe reads version {FORMAT_VERSION}",
+        f"is {_show(version)}; this synthpipe reads versions 1 to {FORMAT_VERSION}",
     )
+    key = CODEC_KEY[version]
+    _check_keys(meta, META_KEYS - {"codec"} | {key}, meta_path, "", optional={"history", "extra"})
     name = meta["generator"]
     _require(
         isinstance(name, str) and name in GENERATORS,
@@ -137,28 +148,22 @@ def read_model_meta(path: Path, cls: type) -> tuple[type, dict[str, Any]]:
         cls = get_generator_class(name)
     elif name != cls.name:
         raise ModelError(f"{path} holds a {name!r} model, not {cls.name!r}")
+    if version == 1 and cls.Codec is not ModeSpecificCodec:
+        raise ModelError(
+            f"{meta_path}: format_version 1 {name} models are no longer read (their codec changed); train again"
+        )
     params = check_params(meta["params"], cls.Config, meta_path)
     try:
         cls(**params)._validate_config()
     except ConfigError as exc:
         raise ModelError(f"{meta_path}: params: {exc}") from None
-    check_encoder_state(meta["encoder"], meta_path, "encoder")
+    codec = meta[key]
+    check_codec_state(cls, codec, meta_path, key)
     history = meta.get("history", {})
-    _require(
-        isinstance(history, dict) and all(isinstance(v, list) for v in history.values()),
-        meta_path,
-        "history",
-        "must map names to lists of numbers",
-    )
-    for key, series in history.items():
-        _require(
-            all(_is_number(v, finite=False) for v in series),
-            meta_path,
-            f"history.{key}",
-            "must hold numbers only",
-        )
+    check_history(history, meta_path, "history")
     extra = meta.get("extra", {})
-    check_extra_state(name, extra, meta["encoder"], params, meta_path, "extra")
+    check_extra_state(name, extra, codec, params, meta_path, "extra")
+    meta = {k: v for k, v in meta.items() if k != key} | {"codec": codec}
     return cls, {**meta, "params": {**params, "checkpoint_dir": None}, "history": history, "extra": extra}
 
 
@@ -207,6 +212,96 @@ def check_params(params: Any, config_cls: type, file: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
+def check_history(history: Any, file: Path, where: str) -> None:
+    """Training history: named lists of numbers, and the optional "stop" record (why and where
+    training ended: a reason string and numbers or true/false)."""
+    _require(isinstance(history, dict), file, where, "must map names to lists of numbers")
+    for key, series in history.items():
+        if key == "stop":
+            _require(
+                isinstance(series, dict)
+                and all(
+                    isinstance(v, str) and len(v) <= 100 or _is_number(v) or v is None
+                    for v in series.values()
+                ),
+                file,
+                f"{where}.stop",
+                "must be a JSON object of plain values",
+            )
+            continue
+        _require(
+            isinstance(series, list) and all(_is_number(v, finite=False) for v in series),
+            file,
+            f"{where}.{key}",
+            "must be a list of numbers",
+        )
+
+
+def check_codec_state(cls: type, state: Any, file: Path, where: str) -> None:
+    """The generator family's row codec state (its Codec's state_dict)."""
+    from synthpipe.generators.ar_codec import TokenCodec
+
+    if cls.Codec is TokenCodec:
+        check_token_codec_state(state, file, where)
+    else:
+        check_encoder_state(state, file, where)
+
+
+def check_token_codec_state(state: Any, file: Path, where: str) -> None:
+    """TokenCodec.state_dict(): parameters, the schema, bins of each continuous column and the
+    vocabulary of each categorical or boolean column."""
+    _require(isinstance(state, dict), file, where, "must be a JSON object")
+    _check_keys(state, {"params", "schema", "binned", "categories"}, file, f"{where}.")
+    params = state["params"]
+    _require(isinstance(params, dict), file, f"{where}.params", "must be a JSON object")
+    _check_keys(params, {"n_bins", "max_categories", "max_fit_rows"}, file, f"{where}.params.")
+    for key, value in params.items():
+        low, high = PARAM_BOUNDS[key]
+        _require(
+            _is_int(value) and low <= value <= high,
+            file,
+            f"{where}.params.{key}",
+            f"is {_show(value)}; expected an integer in [{low}, {high}]",
+        )
+    kinds = _check_schema(state["schema"], file, where)
+    continuous = {
+        n for n, k in kinds.items() if k in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME)
+    }
+    discrete = {n for n, k in kinds.items() if k in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)}
+    for key, names in (("binned", continuous), ("categories", discrete)):
+        entries = state[key]
+        _require(isinstance(entries, dict), file, f"{where}.{key}", "must be a JSON object")
+        _require(
+            set(entries) == names,
+            file,
+            f"{where}.{key}",
+            f"names {_show(sorted(set(entries) ^ names))} do not match the schema's columns",
+        )
+    limit = 2 * params["n_bins"] + 2
+    for name, binned in state["binned"].items():
+        _check_binned(binned, file, f"{where}.binned[{name!r}]", limit)
+    for name, column in state["categories"].items():
+        field = f"{where}.categories[{name!r}]"
+        _require(isinstance(column, dict), file, field, "must be a JSON object")
+        _check_categorical({"type": "categorical", **column}, file, field, params["max_categories"])
+
+
+def _check_schema(schema: Any, file: Path, where: str) -> dict[str, ColumnKind]:
+    _require(
+        isinstance(schema, dict) and isinstance(schema.get("columns"), list),
+        file,
+        f"{where}.schema.columns",
+        "must be a list of columns",
+    )
+    _check_keys(schema, {"columns"}, file, f"{where}.schema.")
+    kinds: dict[str, ColumnKind] = {}
+    for i, column in enumerate(schema["columns"]):
+        name, kind = check_column_schema(column, file, f"{where}.schema.columns[{i}]")
+        _require(name not in kinds, file, f"{where}.schema.columns[{i}].name", f"{_show(name)} appears twice")
+        kinds[name] = kind
+    return kinds
+
+
 def check_encoder_state(state: Any, file: Path, where: str) -> None:
     """TableEncoder.state_dict(): encoder parameters, the schema and each column's encoding."""
     _require(isinstance(state, dict), file, where, "must be a JSON object")
@@ -222,19 +317,7 @@ def check_encoder_state(state: Any, file: Path, where: str) -> None:
             f"{where}.params.{key}",
             f"is {_show(value)}; expected an integer in [{low}, {high}]",
         )
-    schema = state["schema"]
-    _require(
-        isinstance(schema, dict) and isinstance(schema.get("columns"), list),
-        file,
-        f"{where}.schema.columns",
-        "must be a list of columns",
-    )
-    _check_keys(schema, {"columns"}, file, f"{where}.schema.")
-    kinds: dict[str, ColumnKind] = {}
-    for i, column in enumerate(schema["columns"]):
-        name, kind = check_column_schema(column, file, f"{where}.schema.columns[{i}]")
-        _require(name not in kinds, file, f"{where}.schema.columns[{i}].name", f"{_show(name)} appears twice")
-        kinds[name] = kind
+    kinds = _check_schema(state["schema"], file, where)
     columns = state["columns"]
     _require(isinstance(columns, dict), file, f"{where}.columns", "must be a JSON object")
     modelled = {n for n, k in kinds.items() if k not in (ColumnKind.ID, ColumnKind.CONSTANT)}
@@ -446,14 +529,11 @@ def _check_categorical(column: dict, file: Path, field: str, max_categories: int
 
 
 def check_extra_state(
-    generator: str, extra: Any, encoder: dict, params: Mapping[str, Any], file: Path, where: str
+    generator: str, extra: Any, codec: dict, params: Mapping[str, Any], file: Path, where: str
 ) -> None:
-    """Each model family's own saved state (`_extra_state`), against the encoder it belongs to."""
+    """Each model family's own saved state (`_extra_state`), against the codec it belongs to."""
     _require(isinstance(extra, dict), file, where, "must be a JSON object")
-    columns = encoder["columns"]
-    if generator == "vae":
-        _check_keys(extra, set(), file, f"{where}.")
-    elif generator == "gan":
+    if generator == "gan":
         _check_keys(
             extra,
             {"category_counts", "warnings"},
@@ -462,6 +542,7 @@ def check_extra_state(
             optional={"category_counts", "warnings"},
         )
         counts = extra.get("category_counts", [])
+        columns = codec["columns"]
         expected = sum(len(c["categories"]) for c in columns.values() if c["type"] == "categorical")
         _require(
             isinstance(counts, list) and len(counts) in (0, expected),
@@ -482,26 +563,8 @@ def check_extra_state(
             f"{where}.warnings",
             "must be a list of strings",
         )
-    elif generator == "autoregressive":
-        _check_keys(extra, {"columns", "binned"}, file, f"{where}.")
-        order = [n for n in _schema_names(encoder) if n in columns]
-        _require(
-            extra["columns"] == order,
-            file,
-            f"{where}.columns",
-            f"must list the modelled columns in schema order ({_show(order)})",
-        )
-        continuous = {n for n, c in columns.items() if c["type"] == "continuous"}
-        binned = extra["binned"]
-        _require(
-            isinstance(binned, dict) and set(binned) == continuous,
-            file,
-            f"{where}.binned",
-            "must have one entry per numerical, integer and datetime column",
-        )
-        limit = 2 * int(params.get("n_bins", 48)) + 2
-        for name, state in binned.items():
-            _check_binned(state, file, f"{where}.binned[{name!r}]", limit)
+    else:  # vae and autoregressive keep everything in their codec
+        _check_keys(extra, set(), file, f"{where}.")
 
 
 def _check_binned(state: Any, file: Path, field: str, limit: int) -> None:
@@ -531,10 +594,6 @@ def _check_binned(state: Any, file: Path, field: str, limit: int) -> None:
     _require(
         _is_number(state["scale"]) and state["scale"] > 0, file, f"{field}.scale", "must be a positive number"
     )
-
-
-def _schema_names(encoder: dict) -> list[str]:
-    return [c["name"] for c in encoder["schema"]["columns"]]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -695,15 +754,20 @@ def check_tensor_specs(
 
 CHECKPOINT_KEYS = {
     "next_epoch",
+    "next_step",
+    "partial",
     "modules",
     "optimizers",
     "history",
     "rng",
     "torch_rng",
-    "encoder",
+    "cuda_rng",
+    "best",
+    "codec",
     "extra",
     "generator",
 }
+BEST_KEYS = {"score", "epoch", "stale", "modules"}
 
 
 def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
@@ -732,37 +796,73 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
     _check_keys(state, CHECKPOINT_KEYS, path, "")
     if state["generator"] != model.name:
         raise ModelError(f"{path} is a {_show(state['generator'])} checkpoint, not {model.name!r}")
-    _require(
-        _is_int(state["next_epoch"]) and 0 <= state["next_epoch"] <= 10**7,
-        path,
-        "next_epoch",
-        f"is {_show(state['next_epoch'])}; expected an epoch number",
-    )
-    for key in ("modules", "optimizers", "history"):
-        _require(isinstance(state[key], dict), path, key, "must be a dict")
-    for key, series in state["history"].items():
+    for key in ("next_epoch", "next_step"):
         _require(
-            isinstance(series, list) and all(_is_number(v, finite=False) for v in series),
+            _is_int(state[key]) and 0 <= state[key] <= 10**9,
             path,
-            f"history.{key}",
-            "must be a list of numbers",
+            key,
+            f"is {_show(state[key])}; expected a step or epoch number",
         )
-    for key in ("rng", "torch_rng"):
+    for key in ("modules", "optimizers"):
+        _require(isinstance(state[key], dict), path, key, "must be a dict")
+    partial = state["partial"]
+    _require(
+        partial is None
+        or isinstance(partial, torch.Tensor)
+        and partial.dim() == 1
+        and partial.is_floating_point()
+        and bool(torch.isfinite(partial).all()),
+        path,
+        "partial",
+        "must be null or a 1-D tensor of finite loss sums",
+    )
+    for key in ("rng", "torch_rng", "cuda_rng"):
+        value = state[key]
         _require(
-            isinstance(state[key], torch.Tensor) and state[key].dtype == torch.uint8,
+            (isinstance(value, torch.Tensor) and value.dtype == torch.uint8)
+            or (key == "cuda_rng" and value is None),
             path,
             key,
             "must be a uint8 tensor (a random generator's state)",
         )
+    best = state["best"]
+    _require(isinstance(best, dict), path, "best", "must be a dict")
+    _check_keys(best, BEST_KEYS, path, "best.")
+    _require(
+        _is_number(best["score"], finite=False),
+        path,
+        "best.score",
+        f"is {_show(best['score'])}; expected a number",
+    )
+    _require(
+        best["epoch"] is None or _is_int(best["epoch"]) and 0 <= best["epoch"] <= 10**7,
+        path,
+        "best.epoch",
+        f"is {_show(best['epoch'])}; expected an epoch number or null",
+    )
+    _require(
+        _is_int(best["stale"]) and 0 <= best["stale"] <= 10**7,
+        path,
+        "best.stale",
+        f"is {_show(best['stale'])}; expected a count",
+    )
+    _require(
+        best["modules"] is None or isinstance(best["modules"], dict),
+        path,
+        "best.modules",
+        "must be a dict or null",
+    )
     parsed = {}
-    for key in ("encoder", "extra"):
+    for key in ("history", "codec", "extra"):
         _require(isinstance(state[key], str), path, key, "must be a JSON string")
         try:
             parsed[key] = json.loads(state[key])
         except (json.JSONDecodeError, RecursionError) as exc:
             raise ModelError(f"{path}: {key} is not valid JSON ({_short(exc)})") from None
-    check_encoder_state(parsed["encoder"], path, "encoder")
-    check_extra_state(model.name, parsed["extra"], parsed["encoder"], vars(model.config), path, "extra")
+    check_history(parsed["history"], path, "history")
+    check_codec_state(type(model), parsed["codec"], path, "codec")
+    check_extra_state(model.name, parsed["extra"], parsed["codec"], vars(model.config), path, "extra")
+    del parsed["history"]  # _restore_checkpoint parses it (checked here)
     return {**state, **parsed}
 
 
@@ -786,6 +886,44 @@ def check_checkpoint_fits(state: Mapping[str, Any], model: Any, path: Path) -> N
         )
         want = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
         check_tensor_specs(saved, want, path, f"checkpoint's {name!r} weights")
+        _check_finite_tensors(saved, path, f"modules.{name}")
+    best = state["best"]["modules"]
+    if best is not None:
+        _require(
+            set(best) == set(modules),
+            path,
+            "best.modules",
+            f"are {_show(sorted(best))}; the model has {sorted(modules)}",
+        )
+        for name, module in modules.items():
+            saved = best[name]
+            _require(
+                isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()),
+                path,
+                f"best.modules.{name}",
+                "must map names to tensors",
+            )
+            want = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
+            check_tensor_specs(saved, want, path, f"checkpoint's best {name!r} weights")
+            _check_finite_tensors(saved, path, f"best.modules.{name}")
+    partial = state["partial"]
+    if partial is not None and model.loss_names:
+        _require(
+            tuple(partial.shape) == (len(model.loss_names),),
+            path,
+            "partial",
+            f"has shape {list(partial.shape)}; the model has {len(model.loss_names)} losses {list(model.loss_names)}",
+        )
+    from synthpipe.generators.base import BaseGenerator
+
+    if hasattr(model, "n_train_") and type(model)._train_step is not BaseGenerator._train_step:
+        steps = model._steps_per_epoch()
+        _require(
+            state["next_step"] < max(steps, 1),
+            path,
+            "next_step",
+            f"is {state['next_step']}; an epoch of this run has {steps} steps",
+        )
     _require(
         set(state["optimizers"]) == set(optimizers),
         path,
@@ -794,12 +932,22 @@ def check_checkpoint_fits(state: Mapping[str, Any], model: Any, path: Path) -> N
     )
     for name, opt in optimizers.items():
         _check_optimizer(state["optimizers"][name], opt, path, f"optimizers.{name}")
-    for key, current in (("rng", model.generator_.get_state()), ("torch_rng", torch.get_rng_state())):
+    for key, current in (("rng", model.rng_.get_state()), ("torch_rng", torch.get_rng_state())):
         _require(
             state[key].shape == current.shape,
             path,
             key,
             f"has {state[key].numel()} bytes; a generator state has {current.numel()}",
+        )
+
+
+def _check_finite_tensors(tensors: Mapping[str, torch.Tensor], path: Path, field: str) -> None:
+    for key, value in tensors.items():
+        _require(
+            not value.is_floating_point() or bool(torch.isfinite(value).all()),
+            path,
+            f"{field}.{key}",
+            "holds NaN or infinite values",
         )
 
 

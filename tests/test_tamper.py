@@ -206,12 +206,13 @@ def _write(text: str, filename: str = "model.json") -> Callable[[Path], None]:
 
 
 def _many_categories(meta: dict) -> None:
-    meta["encoder"]["columns"]["city"]["categories"] = [f"c{i}" for i in range(100_000)]
+    columns = meta["codec"].get("columns") or meta["codec"]["categories"]  # mode codec / token codec
+    columns["city"]["categories"] = [f"c{i}" for i in range(100_000)]
 
 
 def _column_field(field: str, value: Any, column: str = "when") -> Callable[[dict], None]:
     def fn(meta: dict) -> None:
-        for col in meta["encoder"]["schema"]["columns"]:
+        for col in meta["codec"]["schema"]["columns"]:
             if col["name"] == column:
                 col[field] = value
 
@@ -220,7 +221,7 @@ def _column_field(field: str, value: Any, column: str = "when") -> Callable[[dic
 
 def _id_format(field: str, value: Any) -> Callable[[dict], None]:
     def fn(meta: dict) -> None:
-        for col in meta["encoder"]["schema"]["columns"]:
+        for col in meta["codec"]["schema"]["columns"]:
             if col["name"] == "code":
                 col["id_format"][field] = value
 
@@ -228,6 +229,7 @@ def _id_format(field: str, value: Any) -> Callable[[dict], None]:
 
 
 ALL = tuple(GENERATORS)
+MODE = ("vae", "gan")  # the families with the mode-specific codec
 J, W = "model.json", "model.safetensors"
 WIDTH = {  # a consistent-looking edit within the bounds: the weights no longer match it
     "vae": ("latent_dim", 5),
@@ -248,11 +250,19 @@ GIANT = {  # every width within bounds, but together billions of weights (the me
 CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
     # model.json: structure
     ("json-unknown-top-key", ALL, edit_json(_set("evil", value=1)), J, r"unknown field.*'evil'"),
-    ("json-missing-encoder", ALL, edit_json(_delete("encoder")), J, r"missing field.*'encoder'"),
+    ("json-missing-codec", ALL, edit_json(_delete("codec")), J, r"missing field.*'codec'"),
+    (
+        "json-format-1-with-codec",
+        ALL,
+        edit_json(_set("format_version", value=1)),
+        J,
+        r"unknown field.*'codec'|format_version 1",
+    ),
     ("json-not-an-object", ALL, _write("[1, 2, 3]"), J, r"top level"),
     ("json-truncated", ALL, _write('{"format_version": 1, "generator": "g'), J, r"corrupt model metadata"),
     ("json-huge-file", ALL, _huge_json, J, r"above the \d+-byte limit"),
     ("json-format-version", ALL, edit_json(_set("format_version", value=99)), J, r"format_version"),
+    ("json-format-version-type", ALL, edit_json(_set("format_version", value="2")), J, r"format_version"),
     (
         "json-unknown-generator",
         ALL,
@@ -309,36 +319,63 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
         J,
         r"params\.max_modes",
     ),
-    # model.json: the encoder's state
-    ("encoder-huge-category-list", ALL, edit_json(_many_categories), J, r"columns\['city'\]\.categories"),
+    # model.json: the codec's state (mode-specific codec: gan, vae; token codec: autoregressive)
     (
-        "encoder-nan-mean",
+        "codec-huge-category-list",
         ALL,
-        edit_json(_set("encoder", "columns", "amount", "means", 0, value=math.nan)),
+        edit_json(_many_categories),
+        J,
+        r"(columns|categories)\['city'\]\.categories",
+    ),
+    (
+        "codec-nan-mean",
+        MODE,
+        edit_json(_set("codec", "columns", "amount", "means", 0, value=math.nan)),
         J,
         r"columns\['amount'\]\.means",
     ),
     (
-        "encoder-zero-std",
-        ALL,
-        edit_json(_set("encoder", "columns", "amount", "stds", 0, value=0.0)),
+        "codec-zero-std",
+        MODE,
+        edit_json(_set("codec", "columns", "amount", "stds", 0, value=0.0)),
         J,
         r"columns\['amount'\]\.stds",
     ),
     (
-        "encoder-modes-bomb",
-        ALL,
-        edit_json(_set("encoder", "columns", "amount", "weights", value=[1.0] * 10**5)),
+        "codec-modes-bomb",
+        MODE,
+        edit_json(_set("codec", "columns", "amount", "weights", value=[1.0] * 10**5)),
         J,
         r"columns\['amount'\]\.weights",
     ),
-    ("encoder-missing-column", ALL, edit_json(_delete("encoder", "columns", "city")), J, r"encoder\.columns"),
+    ("codec-missing-column", MODE, edit_json(_delete("codec", "columns", "city")), J, r"codec\.columns"),
     (
-        "encoder-params-bomb",
+        "codec-params-bomb",
         ALL,
-        edit_json(_set("encoder", "params", "max_categories", value=10**12)),
+        edit_json(_set("codec", "params", "max_categories", value=10**12)),
         J,
-        r"encoder\.params\.max_categories",
+        r"codec\.params\.max_categories",
+    ),
+    (
+        "codec-ar-missing-category-column",
+        ("autoregressive",),
+        edit_json(_delete("codec", "categories", "city")),
+        J,
+        r"codec\.categories",
+    ),
+    (
+        "codec-ar-tail-probs",
+        ("autoregressive",),
+        edit_json(_set("codec", "categories", "city", "tail_probs", value=[math.nan])),
+        J,
+        r"categories\['city'\]\.tail_probs",
+    ),
+    (
+        "codec-ar-n-bins-bomb",
+        ("autoregressive",),
+        edit_json(_set("codec", "params", "n_bins", value=10**9)),
+        J,
+        r"codec\.params\.n_bins",
     ),
     ("schema-unknown-field", ALL, edit_json(_column_field("__class__", "os.system")), J, r"'.*__class__'"),
     ("schema-unknown-kind", ALL, edit_json(_column_field("kind", "pickle")), J, r"columns\[\d+\]\.kind"),
@@ -377,25 +414,39 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
         r"extra\.warnings",
     ),
     (
-        "extra-ar-columns-order",
+        "extra-ar-unknown",
         ("autoregressive",),
         edit_json(_set("extra", "columns", value=["city"])),
         J,
         r"extra\.columns",
     ),
     (
-        "extra-ar-bins-nan",
+        "codec-ar-bins-nan",
         ("autoregressive",),
-        edit_json(_set("extra", "binned", "amount", "lo", 0, value=math.nan)),
+        edit_json(_set("codec", "binned", "amount", "lo", 0, value=math.nan)),
         J,
         r"binned\['amount'\]\.lo",
     ),
     (
-        "extra-ar-bins-bomb",
+        "codec-ar-bins-bomb",
         ("autoregressive",),
-        edit_json(_set("extra", "binned", "amount", "lo", value=list(range(10**5)))),
+        edit_json(_set("codec", "binned", "amount", "lo", value=list(range(10**5)))),
         J,
         r"binned\['amount'\]\.lo",
+    ),
+    (
+        "codec-ar-bins-scale",
+        ("autoregressive",),
+        edit_json(_set("codec", "binned", "amount", "scale", value=0)),
+        J,
+        r"binned\['amount'\]\.scale",
+    ),
+    (
+        "history-stop-object",
+        ALL,
+        edit_json(_set("history", "stop", value=[{"evil": {"nested": 1}}])),
+        J,
+        r"history\.stop",
     ),
     # model.safetensors
     ("weights-truncated", ALL, _truncate(cut=100), W, r"truncated"),
@@ -482,6 +533,30 @@ def test_untampered_copy_loads_and_samples(saved: dict[str, Path], tmp_path: Pat
     model_dir = _copy(saved, name, tmp_path)
     model = BaseGenerator.load(model_dir)
     assert len(model.sample(20, seed=1)) == 20
+
+
+@pytest.mark.parametrize("name", MODE)
+def test_format_1_copy_loads_and_samples(saved: dict[str, Path], tmp_path: Path, name: str) -> None:
+    """A gan or vae directory as synthpipe wrote it before the codec rename still loads, with
+    the same rows; its "encoder" state gets the same checks as a format-2 "codec"."""
+    model_dir = _copy(saved, name, tmp_path)
+    expected = BaseGenerator.load(model_dir).sample(20, seed=1)
+
+    def downgrade(meta: dict) -> None:
+        meta["format_version"], meta["encoder"] = 1, meta.pop("codec")
+
+    edit_json(downgrade)(model_dir)
+    pd.testing.assert_frame_equal(BaseGenerator.load(model_dir).sample(20, seed=1), expected)
+    edit_json(_set("encoder", "columns", "amount", "stds", 0, value=0.0))(model_dir)
+    with pytest.raises(ModelError, match=r"model\.json: encoder\.columns\['amount'\]\.stds"):
+        BaseGenerator.load(model_dir)
+
+
+def test_format_1_autoregressive_is_refused(saved: dict[str, Path], tmp_path: Path) -> None:
+    model_dir = _copy(saved, "autoregressive", tmp_path)
+    edit_json(lambda m: m.update(format_version=1, encoder=m.pop("codec")))(model_dir)
+    with pytest.raises(ModelError, match=r"model\.json: format_version 1 autoregressive models"):
+        BaseGenerator.load(model_dir)
 
 
 def test_symlink_inside_the_directory_is_fine(saved: dict[str, Path], tmp_path: Path) -> None:
@@ -634,10 +709,44 @@ CHECKPOINT_CASES = {
     "rng-size": (_set("rng", value=torch.zeros(3, dtype=torch.uint8)), r"rng has 3 bytes"),
     "rng-type": (_set("torch_rng", value=torch.zeros(3)), r"torch_rng must be a uint8 tensor"),
     "unknown-key": (_set("exec", value="x"), r"unknown field.*'exec'"),
-    "encoder-not-json": (_set("encoder", value="{not json"), r"encoder is not valid JSON"),
-    "encoder-nan": (
-        lambda s: s.update(encoder=s["encoder"].replace('"stds": [', '"stds": [NaN, ', 1)),
-        r"encoder\.columns\['amount'\]\.",
+    "codec-not-json": (_set("codec", value="{not json"), r"codec is not valid JSON"),
+    "codec-params-bomb": (
+        lambda s: s.update(
+            codec=s["codec"].replace('"max_categories": ', '"max_categories": 1000000000000', 1)
+        ),
+        r"codec\.params\.max_categories",
+    ),
+    "history-not-json": (_set("history", value="[oops"), r"history is not valid JSON"),
+    "history-values": (_set("history", value='{"loss": ["x"]}'), r"history\.loss"),
+    "next-step-type": (_set("next_step", value=1.5), r"next_step"),
+    "next-step-past-epoch": (_set("next_step", value=10**6), r"next_step"),
+    "partial-nan": (_set("partial", value=torch.tensor([math.nan])), r"partial"),
+    "partial-shape": (_set("partial", value=torch.zeros(9)), r"partial has shape"),
+    "cuda-rng-type": (_set("cuda_rng", value="x"), r"cuda_rng must be a uint8 tensor"),
+    "best-missing-key": (lambda s: s["best"].pop("stale"), r"missing field.*'best\.stale'"),
+    "best-score-type": (lambda s: s["best"].update(score="low"), r"best\.score"),
+    "best-modules-shape": (
+        lambda s: s["best"].update(
+            modules={k: {p: torch.zeros(9, 9, 9) for p in m} for k, m in s["modules"].items()}
+        ),
+        r"best .* weights|tensor .* has shape",
+    ),
+    "best-modules-nan": (
+        lambda s: s["best"].update(
+            modules={
+                k: {p: torch.full_like(t, math.nan) if t.is_floating_point() else t for p, t in m.items()}
+                for k, m in s["modules"].items()
+            }
+        ),
+        r"best\.modules\.\w+\..* NaN",
+    ),
+    "weights-nan": (
+        lambda s: [
+            m.update({p: torch.full_like(t, math.nan)})
+            for m in s["modules"].values()
+            for p, t in list(m.items())[:1]
+        ],
+        r"modules\.\w+\..* NaN",
     ),
     "next-epoch-type": (_set("next_epoch", value="1"), r"next_epoch"),
 }
