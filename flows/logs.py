@@ -55,10 +55,23 @@ class _QuietConsole(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.lines.debug:
             return True
-        if self.lines.repeats_user_error(record):
-            return False
-        record.exc_info, record.exc_text = None, None
-        return True
+        return not self.lines.repeats_user_error(record)
+
+
+class _NoTraceback(logging.Formatter):
+    """Formats a copy of the record without its traceback: the record itself is shared with the
+    other handlers (the run's logs keep an unexpected error's traceback)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if _LINES.debug or not record.exc_info:
+            return self.inner.format(record)
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.exc_info, copy.exc_text = None, None
+        return self.inner.format(copy)
 
 
 _LINES = _UserErrorLines()
@@ -85,6 +98,7 @@ def quiet_console(debug: bool = False) -> None:
                 isinstance(f, _QuietConsole) for f in handler.filters
             ):
                 handler.addFilter(console)
+                handler.setFormatter(_NoTraceback(handler.formatter))
 
 
 def _exception(record: logging.LogRecord) -> BaseException | None:
