@@ -525,7 +525,8 @@ class BaseGenerator:
             "generator": self.name,
         }
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        with open(tmp, "wb") as fh:  # a file object: a full disk surfaces as OSError(ENOSPC), which
+            torch.save(state, fh)     # torch's own file writer reports as "unexpected pos"
         os.replace(tmp, path)  # a crash mid-write never corrupts the last checkpoint
 
     def _load_checkpoint(self) -> dict[str, Any] | None:

@@ -41,15 +41,18 @@ def _instrument(stage: str) -> None:
         count = [0]
 
         def save_half_then_pause(obj, f, *args, **kwargs):
-            if isinstance(f, str | os.PathLike) and Path(f).name == "checkpoint.tmp":
+            if Path(str(getattr(f, "name", f))).name == "checkpoint.tmp":
                 count[0] += 1
                 if count[0] == PAUSE_AFTER_CHECKPOINTS + 1:
                     buffer = io.BytesIO()
                     real_save(obj, buffer, *args, **kwargs)
-                    with open(f, "wb") as out:
-                        out.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-                        out.flush()
-                        os.fsync(out.fileno())
+                    half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+                    if hasattr(f, "write"):
+                        f.write(half)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    else:
+                        Path(f).write_bytes(half)
                     reached("checkpoint")
             return real_save(obj, f, *args, **kwargs)
 
