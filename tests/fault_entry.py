@@ -27,8 +27,8 @@ def _instrument(stage: str) -> None:
         save = BaseGenerator._save_checkpoint
         count = [0]
 
-        def save_then_pause(self, next_epoch: int) -> None:
-            save(self, next_epoch)
+        def save_then_pause(self, *position) -> None:
+            save(self, *position)
             count[0] += 1
             if count[0] == PAUSE_AFTER_CHECKPOINTS:
                 reached("train")
