@@ -247,14 +247,10 @@ def check_codec_state(cls: type, state: Any, file: Path, where: str) -> None:
         check_encoder_state(state, file, where)
 
 
-def check_token_codec_state(state: Any, file: Path, where: str) -> None:
-    """TokenCodec.state_dict(): parameters, the schema, bins of each continuous column and the
-    vocabulary of each categorical or boolean column."""
-    _require(isinstance(state, dict), file, where, "must be a JSON object")
-    _check_keys(state, {"params", "schema", "binned", "categories"}, file, f"{where}.")
-    params = state["params"]
+def _check_codec_params(params: Any, keys: set[str], file: Path, where: str) -> None:
+    """A codec's own parameters: exactly `keys`, each an integer within PARAM_BOUNDS."""
     _require(isinstance(params, dict), file, f"{where}.params", "must be a JSON object")
-    _check_keys(params, {"n_bins", "max_categories", "max_fit_rows"}, file, f"{where}.params.")
+    _check_keys(params, keys, file, f"{where}.params.")
     for key, value in params.items():
         low, high = PARAM_BOUNDS[key]
         _require(
@@ -263,6 +259,15 @@ def check_token_codec_state(state: Any, file: Path, where: str) -> None:
             f"{where}.params.{key}",
             f"is {_show(value)}; expected an integer in [{low}, {high}]",
         )
+
+
+def check_token_codec_state(state: Any, file: Path, where: str) -> None:
+    """TokenCodec.state_dict(): parameters, the schema, bins of each continuous column and the
+    vocabulary of each categorical or boolean column."""
+    _require(isinstance(state, dict), file, where, "must be a JSON object")
+    _check_keys(state, {"params", "schema", "binned", "categories"}, file, f"{where}.")
+    params = state["params"]
+    _check_codec_params(params, {"n_bins", "max_categories", "max_fit_rows"}, file, where)
     kinds = _check_schema(state["schema"], file, where)
     continuous = {
         n for n, k in kinds.items() if k in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME)
@@ -307,16 +312,7 @@ def check_encoder_state(state: Any, file: Path, where: str) -> None:
     _require(isinstance(state, dict), file, where, "must be a JSON object")
     _check_keys(state, {"params", "schema", "columns"}, file, f"{where}.")
     enc_params = state["params"]
-    _require(isinstance(enc_params, dict), file, f"{where}.params", "must be a JSON object")
-    _check_keys(enc_params, {"max_modes", "max_categories", "max_fit_rows", "seed"}, file, f"{where}.params.")
-    for key, value in enc_params.items():
-        low, high = PARAM_BOUNDS[key]
-        _require(
-            _is_int(value) and low <= value <= high,
-            file,
-            f"{where}.params.{key}",
-            f"is {_show(value)}; expected an integer in [{low}, {high}]",
-        )
+    _check_codec_params(enc_params, {"max_modes", "max_categories", "max_fit_rows", "seed"}, file, where)
     kinds = _check_schema(state["schema"], file, where)
     columns = state["columns"]
     _require(isinstance(columns, dict), file, f"{where}.columns", "must be a JSON object")
