@@ -286,8 +286,9 @@ def measure_run(
         row.update({f"t_{k}": v for k, v in timings.items()})
         if timings.get("ingest_s"):
             row["ingest_rows_per_s"] = n_rows / timings["ingest_s"]
-        if timings.get("fit_s"):
-            row["fit_over_budget"] = timings["fit_s"] / args.budget
+        loop = timings.get("train_loop_s") or timings.get("fit_s")
+        if loop:
+            row["fit_over_budget"] = loop / args.budget
         row["passed"] = report.get("passed")
         quality = next((c for c in report.get("checks", []) if "quality" in str(c.get("name", ""))), None)
         if quality is not None:
@@ -424,7 +425,8 @@ def render(rows: pd.DataFrame, csv_name: str) -> str:
         "",
         "Peak RSS is each process's VmHWM, polled from /proc every 0.2 s while it ran; 'all' is the "
         "largest sampled sum of current RSS over the process tree (a Dask cluster's workers included). "
-        "fit s is report.json's `fit_s` (the model's fit including its preprocessing) over `time_budget_s`.",
+        "fit s / budget is report.json's `train_loop_s` (the training loop, preprocessing excluded) over "
+        "`time_budget_s`; `t_fit_s` in the CSV adds the codec's fit.",
         SECTION_END,
     ]
     return "\n".join(lines) + "\n"
