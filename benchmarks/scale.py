@@ -376,8 +376,10 @@ def measure_ctgan(source: Path, n_rows: int, args: argparse.Namespace, work: Pat
 
 
 def _last_line(text: str) -> str:
+    """The CLI's own one-line error when there is one (Prefect logs its shutdown after it)."""
     lines = [line for line in str(text).strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+    errors = [line for line in lines if line.startswith("synthpipe: error")]
+    return (errors or lines or [""])[-1][:300]
 
 
 # ---- CSV and docs ----------------------------------------------------------------------------

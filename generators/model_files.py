@@ -221,7 +221,7 @@ def check_history(history: Any, file: Path, where: str) -> None:
             _require(
                 isinstance(series, dict)
                 and all(
-                    isinstance(v, str) and len(v) <= 100 or _is_number(v) or v is None
+                    isinstance(v, str) and len(v) <= 100 or _is_number(v) or isinstance(v, bool) or v is None
                     for v in series.values()
                 ),
                 file,
