@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="local Dask workers to emit with (0 = in process)",
     )
     p.add_argument("--ctgan-timeout", type=float, default=1800.0, help="wall-clock limit for SDV CTGAN")
+    p.add_argument("--ctgan-memory-gb", type=float, default=16.0, help="resident-memory cap for SDV CTGAN")
     p.add_argument("--no-ctgan", action="store_true")
     p.add_argument("--cache", type=Path, default=REPO / "benchmarks" / ".cache" / "scale")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -173,20 +174,31 @@ class TreeMonitor:
 
 
 def run_monitored(
-    command: list[str], timeout: float, cwd: Path, env: dict[str, str] | None = None
+    command: list[str],
+    timeout: float,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    memory_cap_mb: float | None = None,
 ) -> dict[str, Any]:
-    """Run a command with its process tree monitored; wall time, exit code, peak memory."""
+    """Run a command with its process tree monitored; wall time, exit code, peak memory. A tree
+    whose resident memory passes `memory_cap_mb` is killed (rc "memory") before it can take the
+    machine down with it."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         with TreeMonitor(proc.pid) as monitor:
-            try:
-                rc: int | str = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                monitor.poll()
-                _kill_tree(proc.pid)
-                proc.wait()
-                rc = "timeout"
+            rc: int | str | None = None
+            while rc is None:
+                try:
+                    rc = proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    over_time = time.perf_counter() - start > timeout
+                    over_memory = memory_cap_mb is not None and monitor.peak_total_mb > memory_cap_mb
+                    if over_time or over_memory:
+                        monitor.poll()
+                        _kill_tree(proc.pid)
+                        proc.wait()
+                        rc = "timeout" if over_time else "memory"
             monitor.poll()
         log.seek(0)
         tail = log.read()[-2000:]
@@ -356,7 +368,11 @@ def measure_ctgan(source: Path, n_rows: int, args: argparse.Namespace, work: Pat
     job_path = work / "ctgan.job.json"
     job_path.write_text(json.dumps(job.__dict__))
     result = run_monitored(
-        [sys.executable, "-m", f"{__package__}.worker", str(job_path)], args.ctgan_timeout, REPO, child_env()
+        [sys.executable, "-m", f"{__package__}.worker", str(job_path)],
+        args.ctgan_timeout,
+        REPO,
+        child_env(),
+        memory_cap_mb=args.ctgan_memory_gb * 1024,
     )
     row: dict[str, Any] = {"measure": "sdv-ctgan", "n_rows": n_rows, "budget_s": args.budget, **result}
     worker = json.loads(Path(job.result_path).read_text()) if Path(job.result_path).is_file() else {}
@@ -369,6 +385,8 @@ def measure_ctgan(source: Path, n_rows: int, args: argparse.Namespace, work: Pat
         )
     elif result["rc"] == "timeout":
         row.update(status="timeout", message=f"no model within the {args.ctgan_timeout:g} s limit")
+    elif result["rc"] == "memory":
+        row.update(status="memory", message=f"killed past {args.ctgan_memory_gb:g} GB resident, before a model")
     else:
         row.update(status="error", message=worker.get("message") or _last_line(result["log_tail"]))
     train_path.unlink(missing_ok=True)
@@ -475,6 +493,7 @@ def write_docs(csv_path: Path, docs: Path) -> Path:
     rows = pd.read_csv(csv_path, dtype={"git": str})
     section = render(rows, _display(csv_path))
     path = docs / "BENCHMARKS.md"
+    docs.mkdir(parents=True, exist_ok=True)
     text = path.read_text() if path.is_file() else "# Benchmarks\n\n"
     if SECTION_START in text and SECTION_END in text:
         head, rest = text.split(SECTION_START, 1)

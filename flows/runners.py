@@ -47,8 +47,29 @@ def task_runner_for(runner: Any) -> Any:
             "processes": True,
             "threads_per_worker": 1,
             "dashboard_address": ":0",  # any free port: never collide with another cluster's 8787
+            "env": {"PREFECT_API_URL": api_url_for_workers()},  # the nannies set it in each worker
         }
     )
+
+
+def api_url_for_workers() -> str:
+    """The Prefect API this process reports to, for the local cluster's workers.
+
+    Without it each worker process finds no API and starts (and, after its task, stops) a
+    temporary Prefect server of its own: about ten seconds of every shard on a 2-core machine,
+    which made two workers slower than one. When this process itself runs on a temporary server,
+    that server is started now (Prefect keeps one per process, so the flow then reuses it).
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if url:
+        return str(url)
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return str(server.api_url)
 
 
 def describe(runner: Any) -> str:
