@@ -22,6 +22,9 @@ from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+# Synthetic rows `validate` samples for the classifier checks: what a run keeps
+# (pipeline.VALIDATION_ROWS; not imported, as that module imports Prefect).
+SYNTHETIC_SAMPLE_ROWS = 50_000
 
 
 class Terminated(KeyboardInterrupt):
@@ -206,37 +209,77 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Validate as a run does, in bounded memory: the real table (and holdout) are scanned once
+    each (whole-table profile + seeded reservoir sample, flows/io/scan.py), the schema takes its
+    bounds, categories and null rates from the profile, classifier checks use the samples, and the
+    expectations stream every synthetic row (validators/streaming.py)."""
+    import tempfile
     import time
 
-    from synthpipe.flows.io import atomic_directory, read_table
+    from synthpipe.flows.io import atomic_directory
+    from synthpipe.flows.io.scan import scan_source
     from synthpipe.generators.schema import infer_schema
     from synthpipe.validators import run_validation
     from synthpipe.validators.report import write_report
 
     started = time.perf_counter()
-    real, real_prov = read_table(args.real)
-    synthetic, syn_prov = read_table(args.synthetic)
-    holdout = read_table(args.holdout)[0] if args.holdout else None
+    real = scan_source(args.real, holdout_fraction=0.0)
+    synthetic = scan_source(args.synthetic, max_train_rows=SYNTHETIC_SAMPLE_ROWS, holdout_fraction=0.0)
+    holdout = scan_source(args.holdout, holdout_fraction=0.0).train if args.holdout else None
     ingest_s = time.perf_counter() - started
-    schema = infer_schema(real)
+    schema = infer_schema(real.train, None, real.profile)
     config: dict[str, Any] = {}
     if args.expectations:
         config["expectations_suite"] = args.expectations
     out = Path(args.out)
-    with atomic_directory(out) as stage:
+    with atomic_directory(out) as stage, tempfile.TemporaryDirectory(prefix=".synthpipe-validate-", dir=out.parent) as spool:
         started = time.perf_counter()
         checks = run_validation(
-            real, synthetic, schema, holdout=holdout, target=args.target, config={**config, "out_dir": str(stage)}
+            real.train, synthetic.train, schema, holdout=holdout, target=args.target,
+            config={**config, "out_dir": str(stage)}, synthetic_path=_streamable(args.synthetic, Path(spool)),
         )
         run_info = {
-            "source": real_prov.to_dict(),
-            "synthetic_source": syn_prov.to_dict(),
-            "rows": {"real": len(real), "synthetic": len(synthetic), "holdout": 0 if holdout is None else len(holdout)},
+            "source": real.provenance.to_dict(),
+            "synthetic_source": synthetic.provenance.to_dict(),
+            "rows": {"real": real.profile.rows, "synthetic": synthetic.profile.rows,
+                     "holdout": 0 if holdout is None else len(holdout),
+                     "samples": {"real": len(real.train), "synthetic": len(synthetic.train)}},
             "timings": {"ingest_s": round(ingest_s, 3), "validate_s": round(time.perf_counter() - started, 3)},
         }
         report = write_report(stage, checks, run_info, None)
     _print_verdict(report, out)
     return EXIT_OK if report["passed"] else EXIT_GATE
+
+
+def _streamable(source: str, spool: Path) -> Path:
+    """The synthetic table as a Parquet file or dataset directory the streaming checks can read:
+    itself when it is one; otherwise (CSV, a glob) copied batch by batch into `spool`, through
+    ingest's own readers."""
+    import pyarrow.parquet as pq
+
+    from synthpipe.flows.io.csv import BLOCK_BYTES, scan_passes
+    from synthpipe.flows.io.scan import _open
+    from synthpipe.flows.io.sources import resolve_source
+
+    plan = resolve_source(source)
+    path = Path(source).expanduser()
+    if plan.kind == "parquet" and (path.is_file() or path.is_dir()):
+        return path
+    reader, _ = _open(plan, 65_536, BLOCK_BYTES)
+    target = spool / "part-0.parquet"
+
+    def copy(batches: Any) -> Path:
+        writer = None
+        try:
+            for batch in batches:
+                writer = writer or pq.ParquetWriter(target, batch.schema)
+                writer.write_batch(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        return target
+
+    return scan_passes(reader, copy)
 
 
 def _disk_full(exc: BaseException | None) -> bool:

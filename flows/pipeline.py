@@ -246,9 +246,11 @@ def output_target(cfg: RunConfig) -> Iterator[Path]:
 
 @task(name="reuse-or-train", cache_policy=NO_CACHE)
 def reuse_or_train(
-    df: pd.DataFrame, train_df: pd.DataFrame, schema: TableSchema, cfg: RunConfig, provenance: dict, checkpoint_dir: Path
+    df: pd.DataFrame, train_df: pd.DataFrame, schema: TableSchema, cfg: RunConfig, provenance: dict, checkpoint_dir: Path,
+    profile: TableProfile | None = None,
 ) -> tuple[BaseGenerator, dict[str, Any]]:
-    """With a registry: reuse the registered model when the new snapshot has not shifted."""
+    """With a registry: reuse the registered model when the source (its whole-table `profile`,
+    the sample `df`) has not shifted."""
     if not cfg.registry:
         return train.fn(train_df, schema, cfg, checkpoint_dir), {
             "reused": False, "reason": "no registry configured", "id": None
@@ -257,7 +259,7 @@ def reuse_or_train(
 
     registry = ModelRegistry(cfg.registry)
     entry = registry.lookup(registry_key(cfg))
-    reused, reason = registry.decide_reuse(entry, df, fingerprint=provenance.get("content_hash"))
+    reused, reason = registry.decide_reuse(entry, df, fingerprint=provenance.get("content_hash"), profile=profile)
     if reused:
         model = BaseGenerator.load(entry.model_dir, device=cfg.device)
         return model, {"reused": True, "reason": reason, "id": entry.id}
@@ -299,7 +301,7 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
         conditions = plan_conditions(cfg, schema, cfg.rows if cfg.rows is not None else profile.rows)
 
         with _timer(timings, "fit_s"):
-            model, model_info = reuse_or_train(df, train_df, schema, cfg, provenance, checkpoint_dir)
+            model, model_info = reuse_or_train(df, train_df, schema, cfg, provenance, checkpoint_dir, profile)
         if not model_info["reused"] and getattr(model, "fit_seconds_", None) is not None:
             # The training loop alone: what time_budget_s bounds (fit_s adds the codec's fit).
             timings["train_loop_s"] = round(float(model.fit_seconds_), 3)
@@ -345,7 +347,7 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
             "timings": timings,
         }
         if cfg.registry and not model_info["reused"]:
-            run_info["model"]["id"] = register_model(cfg, stage / "model", df, schema, provenance, checks, timings)
+            run_info["model"]["id"] = register_model(cfg, stage / "model", df, schema, provenance, checks, timings, profile)
         result = report(stage, checks, run_info, None if model_info["reused"] else model.history_)
     _remove_tree(checkpoint_dir)  # the run succeeded: nothing left to resume
     logger.info("wrote %s synthetic rows to %s; verdict: %s", rows, out, "PASS" if result["passed"] else "FAIL")
@@ -364,14 +366,14 @@ def plan_conditions(cfg: RunConfig, schema: TableSchema, rows: int) -> dict[str,
 @task(name="register-model", cache_policy=NO_CACHE)
 def register_model(
     cfg: RunConfig, model_dir: Path, df: pd.DataFrame, schema: TableSchema, provenance: dict, checks: list,
-    timings: dict[str, float],
+    timings: dict[str, float], profile: TableProfile | None = None,
 ) -> str:
     from synthpipe.flows.registry import ModelRegistry
 
     metrics = {c.name: c.score for c in checks if c.score is not None}
     entry = ModelRegistry(cfg.registry).register(
         model_dir, registry_key(cfg), provenance.get("content_hash", ""), metrics, timings.get("fit_s", 0.0),
-        df, schema.to_dict(), seed=cfg.seed,
+        df, schema.to_dict(), seed=cfg.seed, profile=profile,
     )
     return entry.id
 

@@ -2,10 +2,14 @@
 
 A nightly job should not retrain when the data has not really changed. The registry keeps, per
 configuration, every model it was given together with what it was trained on (the source
-fingerprint, a bounded sample of the training table and its schema), its metrics and training
-time. The next run looks up the latest entry for its configuration and asks `decide_reuse`:
-identical data -> reuse; same columns and no significant shift between the stored sample and the
-new table -> reuse; otherwise -> retrain and register the new model.
+fingerprint, the whole-table profile, a bounded sample of the training table and its schema), its
+metrics and training time. The next run looks up the latest entry for its configuration and asks
+`decide_reuse`: identical data -> reuse; same columns and no significant shift between the stored
+table and the new one -> reuse; otherwise ->
+retrain and register the new model. Null rates and category frequencies are compared on the
+whole-table profiles (every row counted); continuous distributions with KS on the samples, as a
+profile has no histogram. An entry registered before profiles were kept (no profile.json) is
+compared on its sample snapshot alone, as it was then, and the reason says so.
 
 Layout under the registry root `R`:
 
@@ -14,6 +18,7 @@ Layout under the registry root `R`:
                                      complete model
     R/models/<id>/model/             the saved generator (an opaque directory, copied in)
     R/models/<id>/snapshot.parquet   up to `sample_rows` rows of the training table
+    R/models/<id>/profile.json       the whole-table profile (TableProfile.to_dict; kilobytes)
 
 The model folder is copied to a hidden temporary name inside `R/models` and renamed into place,
 and the entry JSON is written to a temporary file and `os.replace`d, so a crash at any point
@@ -40,11 +45,12 @@ import pandas as pd
 from synthpipe.flows.io.frames import frame_hash as frame_fingerprint  # the one frame hash
 from synthpipe.flows.outputs import file_lock
 from synthpipe.generators.errors import ConfigError, ModelError
+from synthpipe.generators.profile import TableProfile
 from synthpipe.validators import drift
 from synthpipe.validators.drift import Correction
 
 FORMAT_VERSION = 1
-SNAPSHOT_ROWS = 5_000  # rows of the training table kept as its profile
+SNAPSHOT_ROWS = 5_000  # rows of the training table kept for the tests a profile cannot answer (KS)
 
 # shift_fn(reference, current, schema_dict) -> (shifted, summary). The reference is the stored sample.
 ShiftFn = Callable[[pd.DataFrame, pd.DataFrame, Mapping[str, Any]], tuple[bool, str]]
@@ -60,12 +66,24 @@ class Entry:
     created_at: str
     metrics: dict[str, Any]
     fit_seconds: float
-    rows: int  # rows of the training table (the snapshot holds at most SNAPSHOT_ROWS of them)
-    data_hash: str  # frame_fingerprint of the whole training table
+    rows: int  # rows of the source table (the snapshot holds at most SNAPSHOT_ROWS of them)
+    data_hash: str  # frame_fingerprint of the table given to `register` (the run's sample)
     schema: dict[str, Any]
     model_dir: Path
     snapshot_path: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    profile_path: Path | None = None  # None: registered before whole-table profiles were kept
+
+    def profile(self) -> TableProfile | None:
+        """The stored whole-table profile, or None for an entry that has none."""
+        if self.profile_path is None:
+            return None
+        try:
+            return TableProfile.from_dict(json.loads(self.profile_path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelError(
+                f"registry entry {self.id}: cannot read its profile {self.profile_path} ({exc})"
+            ) from None
 
     def snapshot(self) -> pd.DataFrame:
         """The stored sample of the training table."""
@@ -79,6 +97,7 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["model_dir"], out["snapshot_path"] = str(self.model_dir), str(self.snapshot_path)
+        out["profile_path"] = None if self.profile_path is None else str(self.profile_path)
         return out
 
 
@@ -139,11 +158,14 @@ class ModelRegistry:
         *,
         extra: Mapping[str, Any] | None = None,
         seed: int = 0,
+        profile: TableProfile | None = None,
     ) -> Entry:
         """Copy the saved model at `model_dir` into the registry and record it; returns the entry.
 
-        `snapshot_df` is the training table; a uniform sample of at most `sample_rows` rows of it
-        (seeded) is stored as Parquet. `metrics` and `extra` must be JSON-serialisable.
+        `snapshot_df` is the training table (or the run's sample of it); a uniform sample of at
+        most `sample_rows` rows of it (seeded) is stored as Parquet. `profile`, the whole-table
+        profile of the source, is stored as JSON for the next run's drift check. `metrics` and
+        `extra` must be JSON-serialisable.
         """
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
@@ -159,6 +181,8 @@ class ModelRegistry:
                 shutil.copytree(model_dir, staging / "model")
                 sample = _bounded_sample(snapshot_df, self.sample_rows, seed)
                 _write_snapshot(sample, staging / "snapshot.parquet")
+                if profile is not None:
+                    (staging / "profile.json").write_text(json.dumps(profile.to_dict()))
                 final = models / entry_id
                 os.replace(staging, final)
             except BaseException:
@@ -171,18 +195,20 @@ class ModelRegistry:
                 created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
                 metrics=json.loads(json.dumps(dict(metrics), default=_json_default)),
                 fit_seconds=float(fit_seconds),
-                rows=len(snapshot_df),
+                rows=profile.rows if profile is not None else len(snapshot_df),
                 data_hash=frame_fingerprint(snapshot_df),
                 schema=json.loads(json.dumps(dict(schema_dict), default=_json_default)),
                 model_dir=final / "model",
                 snapshot_path=final / "snapshot.parquet",
                 extra=json.loads(json.dumps(dict(extra or {}), default=_json_default)),
+                profile_path=final / "profile.json" if profile is not None else None,
             )
             record = {"format_version": FORMAT_VERSION, **entry.to_dict()}
             record["model_dir"], record["snapshot_path"] = (
                 f"models/{entry_id}/model",
                 f"models/{entry_id}/snapshot.parquet",
             )
+            record["profile_path"] = f"models/{entry_id}/profile.json" if profile is not None else None
             _atomic_write_text(entries / f"{entry_id}.json", json.dumps(record, indent=1))
         return entry
 
@@ -194,19 +220,9 @@ class ModelRegistry:
 
     # ---- deciding -----------------------------------------------------------------------------
 
-    def decide_reuse(
-        self,
-        entry: Entry | None,
-        new_df: pd.DataFrame,
-        shift_fn: ShiftFn | None = None,
-        *,
-        fingerprint: str | None = None,
-    ) -> tuple[bool, str]:
-        """Reuse `entry`'s model for `new_df`, or retrain? Returns (reused, reason)."""
-        return decide_reuse(
-            entry, new_df, shift_fn, fingerprint=fingerprint, seed=0, sample_rows=self.sample_rows,
-            correction=self.correction,
-        )
+    def decide_reuse(self, entry: Entry | None, new_df: pd.DataFrame, *args: Any, **options: Any) -> tuple[bool, str]:
+        """The module's `decide_reuse` (same arguments) with this registry's sample size and correction."""
+        return decide_reuse(entry, new_df, *args, **{"sample_rows": self.sample_rows, "correction": self.correction, **options})
 
     # ---- internals ----------------------------------------------------------------------------
 
@@ -222,8 +238,10 @@ class ModelRegistry:
         try:
             data = json.loads(path.read_text())
             model_dir, snapshot = self.root / data.pop("model_dir"), self.root / data.pop("snapshot_path")
+            profile = data.pop("profile_path", None)  # absent from entries written before profiles
             data.pop("format_version", None)
-            return Entry(**data, model_dir=model_dir, snapshot_path=snapshot)
+            return Entry(**data, model_dir=model_dir, snapshot_path=snapshot,
+                         profile_path=self.root / profile if profile else None)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise ModelError(f"registry entry {path} is corrupt ({exc.__class__.__name__}: {exc})") from None
 
@@ -234,16 +252,20 @@ def decide_reuse(
     shift_fn: ShiftFn | None = None,
     *,
     fingerprint: str | None = None,
+    profile: TableProfile | None = None,
     seed: int = 0,
     sample_rows: int = SNAPSHOT_ROWS,
     correction: Correction = "holm",
 ) -> tuple[bool, str]:
     """Reuse `entry`'s model for `new_df`, or retrain? Returns (reused, reason).
 
-    In order: no entry -> retrain; identical data (same `fingerprint`, or the same content hash)
+    `new_df` is the new run's sample and `profile` the new source's whole-table profile. In
+    order: no entry -> retrain; identical data (same `fingerprint`, or the same content hash)
     -> reuse, "same data"; columns added, removed or of another dtype -> retrain; then
     `shift_fn(stored sample, sample of new_df, schema)` (default `default_shift_test` with
-    `correction`, "bh" or "holm") decides.
+    `correction`, "bh" or "holm", on the profiles where both exist) decides. With both profiles
+    the reason also names ranges and categories of the old table that the new one lacks. An
+    entry without a stored profile is compared on its sample snapshot, and the reason says so.
     """
     if entry is None:
         return False, "no registered model for this configuration"
@@ -264,12 +286,23 @@ def decide_reuse(
     ]
     if retyped:
         return False, "column types changed: " + ", ".join(retyped)
+    stored = entry.profile() if profile is not None else None
+    profiles = (stored, profile) if stored is not None and profile is not None else None
     reference = entry.snapshot()
     current = _bounded_sample(new_df, sample_rows, seed)
     if shift_fn is None:
-        shifted, summary = default_shift_test(reference, current, entry.schema, correction=correction)
+        shifted, summary = default_shift_test(reference, current, entry.schema, correction=correction, profiles=profiles)
     else:
         shifted, summary = shift_fn(reference, current, entry.schema)
+    if profiles is not None:
+        summary = f"whole-table profiles ({stored.rows:,} -> {profile.rows:,} rows): {summary}"
+        # Not a reason to retrain by itself (two samples of one distribution rarely share their
+        # extremes), but a reused model may emit these values: the report shows them.
+        moved = drift.range_changes(stored, profile, entry.schema.get("columns", []))
+        if moved:
+            summary += "; ranges changed: " + "; ".join(moved[:3]) + (f" (+{len(moved) - 3} more)" if len(moved) > 3 else "")
+    elif profile is not None:
+        summary += " (sample snapshot only: the entry has no whole-table profile)"
     if shifted:
         return False, f"distribution shift: {summary}"
     return True, f"no shift: {summary}"
@@ -283,20 +316,22 @@ def default_shift_test(
     alpha: float = 0.01,
     min_effect: float = 0.05,
     correction: Correction = "holm",
+    profiles: tuple[TableProfile, TableProfile] | None = None,
 ) -> tuple[bool, str]:
     """Per-column two-sample tests (`validators.drift`, the shift checks' own tests), corrected
     for multiple testing by `correction`.
 
     Numerical, integer and datetime columns: Kolmogorov-Smirnov on the non-null values;
     categorical and boolean columns: chi-squared on the category counts (null as a category);
-    every nullable column: chi-squared on the null rate. A column counts as shifted only if its
+    every nullable column: chi-squared on the null rate. With `profiles` (old, new: the
+    whole-table profiles), category counts and null rates count every row of both tables. A column counts as shifted only if its
     adjusted p-value is below alpha *and* its effect (KS statistic, or total variation distance
     between the shares) is at least `min_effect`, so that a large table does not retrain on
     differences too small to matter. Holm by default: "retrain when any column moved" is a
     family-wise question, and Holm controls the family-wise error as Bonferroni did while never
     rejecting less. Returns (shifted, summary naming the worst columns).
     """
-    tests = drift.column_tests(reference, current, schema.get("columns", []))
+    tests = drift.column_tests(reference, current, schema.get("columns", []), profiles)
     if not tests:
         return False, "no comparable columns"
     report = drift.decide(tests, correction, alpha, min_effect)

@@ -222,3 +222,86 @@ def test_registered_generator_loads_and_samples(tmp_path, acs12):
     )
     restored = BaseGenerator.load(entry.model_dir)
     assert restored.sample(20, seed=5).equals(model.sample(20, seed=5))
+
+
+def _profile(df):
+    """The whole-table profile ingest would compute for `df` (in batches, as a scan feeds it)."""
+    import pyarrow as pa
+
+    from synthpipe.generators.profile import ProfileAccumulator
+
+    accumulator = ProfileAccumulator()
+    for batch in pa.Table.from_pandas(df, preserve_index=False).to_batches(max_chunksize=300):
+        accumulator.update(batch)
+    return accumulator.result()
+
+
+def test_the_drift_check_compares_whole_table_profiles(tmp_path, halves):
+    old, new = halves
+    registry = ModelRegistry(tmp_path / "reg", sample_rows=200)  # a small snapshot: the profile counts every row
+    entry = registry.register(
+        _fake_model(tmp_path / "m"), "k1", "fp-old", {}, 1.0, old, infer_schema(old).to_dict(), profile=_profile(old)
+    )
+    assert entry.profile_path.name == "profile.json" and entry.rows == 1000
+    stored = registry.lookup("k1")
+    assert stored.profile().to_dict() == _profile(old).to_dict() and stored.to_dict() == entry.to_dict()
+
+    reused, reason = registry.decide_reuse(entry, new, profile=_profile(new))
+    assert reused and reason.startswith("no shift: whole-table profiles (1,000 -> 1,000 rows)"), reason
+    assert "chi-squared (whole table)" not in reason.split(":")[1]  # none shifted
+    ranges_note = reason
+
+    men = pd.concat([new[new["gender"] == "male"]] * 2, ignore_index=True)
+    reused, reason = registry.decide_reuse(entry, men, profile=_profile(men))
+    assert not reused and "gender (chi-squared (whole table)" in reason, reason
+
+    # 40% nulls in a column the sample snapshot would test on 200 rows: counted on every row
+    holes = new.assign(hrs_work=new["hrs_work"].where(np.random.default_rng(0).random(len(new)) > 0.4))
+    reused, reason = registry.decide_reuse(entry, holes, profile=_profile(holes))
+    assert not reused and "hrs_work (null rate (whole table)" in reason, reason
+
+    # values a model fitted on `old` may emit and the new table lacks are named (two halves of one
+    # table rarely share their extremes, so this alone does not retrain)
+    assert "ranges changed: income range [0.0, 450000.0] is not within the new table's [0.0, 399000.0]" in ranges_note
+    no_asians = new[new["race"] != "asian"].reset_index(drop=True)  # 4% of the rows: below min_effect
+    reused, reason = registry.decide_reuse(entry, no_asians, profile=_profile(no_asians))
+    assert reused and "race categories 'asian' are no longer in the table" in reason, reason
+
+
+def test_an_entry_without_a_profile_is_compared_on_its_snapshot(tmp_path, halves):
+    """Entries registered before profiles were kept still decide, on the sample snapshot, and say so."""
+    old, new = halves
+    registry = ModelRegistry(tmp_path / "reg", sample_rows=1000)
+    entry = _register(registry, tmp_path, old)
+    path = tmp_path / "reg" / "entries" / f"{entry.id}.json"
+    record = json.loads(path.read_text())
+    assert record.pop("profile_path") is None
+    path.write_text(json.dumps(record))  # the entry format before this change
+    legacy = registry.lookup("k1")
+    assert legacy.profile_path is None and legacy.profile() is None
+    reused, reason = registry.decide_reuse(legacy, new, profile=_profile(new))
+    assert reused and reason.endswith("(sample snapshot only: the entry has no whole-table profile)"), reason
+    richer = new.assign(income=new["income"] * 1.6)
+    reused, reason = registry.decide_reuse(legacy, richer, profile=_profile(richer))
+    assert not reused and "income (KS" in reason
+
+
+def test_profile_counts_keep_the_rows_a_cut_list_leaves_out():
+    from synthpipe.generators.profile import ColumnProfile
+    from synthpipe.validators import drift
+
+    full = ColumnProfile("c", "string", nulls=5, frequencies=[["a", 50], ["b", 30], ["c", 15]])
+    cut = ColumnProfile("c", "string", nulls=10, frequencies=[["a", 60], ["d", 20]], frequencies_truncated=True)
+    # "b" and "c" are unknown in the cut list (they are in its "other" rows); "d" is known absent from the full one
+    a, b = drift.profile_counts((full, 100), (cut, 100))
+    assert a.tolist() == [50, 0, 5, 45] and b.tolist() == [60, 20, 10, 10]
+    assert drift.profile_counts((full, 100), (ColumnProfile("c", "string", distinct_capped=True), 100)) is None
+    tests = drift.column_tests(pd.DataFrame(), pd.DataFrame(), [{"name": "c", "kind": "categorical"}],
+                               (_table_profile(full, 100), _table_profile(cut, 100)))
+    assert [t.test for t in tests] == ["chi-squared (whole table)"] and tests[0].effect == pytest.approx(0.35)  # (0.1 + 0.2 + 0.05 + 0.35) / 2
+
+
+def _table_profile(column, rows):
+    from synthpipe.generators.profile import TableProfile
+
+    return TableProfile(rows=rows, columns=[column])

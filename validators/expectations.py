@@ -7,6 +7,12 @@ within a factor of two, the same most common category). It is saved as JSON
 (`expectations.json`) for users to edit and pass back (`load_suite`), and run through a GX
 Checkpoint; with an output directory the run also leaves GX Data Docs there.
 
+The row-level expectations (ranges, category sets, null fractions) take their values from the
+schema, which a run infers with the whole-table profile: a rare category or an extreme value that
+the bounded sample missed is still allowed, and a value beyond the whole table's range still
+fails. The sample only adds what the schema lacks (a schema given without bounds) and the
+aggregate bands (mean, spread, leading categories), which a uniform sample estimates well.
+
 Two GX limits shape the table handed to GX: type lists cannot name pandas' CategoricalDtype or
 a time-zone-aware datetime dtype, so categorical columns are validated on their values (as
 object columns) and aware datetimes as naive UTC (the time zone is recorded in the
@@ -97,7 +103,7 @@ def suite_dict(real: pd.DataFrame, schema: TableSchema | None = None, config: Va
             continue
         series = frame[name]
         kind = column.kind
-        null_fraction = float(series.isna().mean()) if len(series) else 0.0
+        null_fraction = float(column.null_fraction)  # the whole table's, when the schema had the profile
         if kind == ColumnKind.CONSTANT and column.constant_value is None:
             exps.append(_expect("expect_column_values_to_be_null", "an all-null source column stays null", column=name))
             continue
@@ -121,7 +127,7 @@ def suite_dict(real: pd.DataFrame, schema: TableSchema | None = None, config: Va
                                 column=name, value_set=[column.constant_value]))
         elif kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER) and len(values):
             numeric = pd.to_numeric(values, errors="coerce").astype(float)
-            lo, hi = float(numeric.min()), float(numeric.max())
+            lo, hi = _widened(float(numeric.min()), float(numeric.max()), column.min, column.max, float)
             if kind == ColumnKind.INTEGER:
                 lo, hi = int(lo), int(hi)
             exps.append(_expect("expect_column_values_to_be_between", "values within the source's range",
@@ -136,14 +142,15 @@ def suite_dict(real: pd.DataFrame, schema: TableSchema | None = None, config: Va
                                     column=name, min_value=sd / 2, max_value=sd * 2))
         elif kind == ColumnKind.DATETIME and len(values):
             as_dt = pd.to_datetime(values, errors="coerce", format="mixed")
+            lo, hi = _widened(as_dt.min(), as_dt.max(), column.min, column.max, _naive_utc)
             meta_tz = f" (source time zone {column.timezone}; compared in UTC)" if column.timezone else ""
             exps.append(_expect("expect_column_values_to_be_between", "datetimes within the source's range" + meta_tz,
-                                column=name, min_value=as_dt.min().isoformat(), max_value=as_dt.max().isoformat()))
+                                column=name, min_value=lo.isoformat(), max_value=hi.isoformat()))
         elif kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN) and len(values):
-            categories = pd.unique(values)
+            categories = _value_set(column.categories, values)
             if len(categories) <= MAX_VALUE_SET:
                 exps.append(_expect("expect_column_values_to_be_in_set", "only categories the source has",
-                                    column=name, value_set=sorted(categories.tolist(), key=str)))
+                                    column=name, value_set=sorted(categories, key=str)))
             share = values.value_counts(normalize=True)
             if len(share) >= 2:
                 modes = share[share >= share.iloc[0] - MODE_SHARE_MARGIN].index.tolist()
@@ -157,6 +164,32 @@ def suite_dict(real: pd.DataFrame, schema: TableSchema | None = None, config: Va
         "meta": {"profiled_rows": len(real), "generated_by": "synthpipe.validators.expectations.build_suite",
                  "notes": "Edit freely and pass back with --expectations FILE."},
     }
+
+
+def _widened(lo: Any, hi: Any, schema_lo: Any, schema_hi: Any, convert: Any) -> tuple[Any, Any]:
+    """The sample's range widened to the schema's bounds (the whole table's, in a run)."""
+    if schema_lo is not None:
+        lo = min(lo, convert(schema_lo))
+    if schema_hi is not None:
+        hi = max(hi, convert(schema_hi))
+    return lo, hi
+
+
+def _naive_utc(value: Any) -> pd.Timestamp:
+    """A schema bound (ISO text, maybe with an offset) as GX sees the column: naive UTC."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def _value_set(known: list[Any] | None, values: pd.Series) -> list[Any]:
+    """The schema's categories (the whole table's, in a run), then any value of the sample they lack."""
+    out = list(known or [])
+    seen = {(type(v) is bool, v) for v in out}
+    for value in pd.unique(values).tolist():
+        if (type(value) is bool, value) not in seen:
+            seen.add((type(value) is bool, value))
+            out.append(value)
+    return out
 
 
 def build_suite(real: pd.DataFrame, schema: TableSchema | None = None, config: ValidationConfig | None = None):
