@@ -258,14 +258,14 @@ def _streamable(source: str, spool: Path) -> Path:
     import pyarrow.parquet as pq
 
     from synthpipe.flows.io.csv import BLOCK_BYTES, scan_passes
-    from synthpipe.flows.io.scan import _open
+    from synthpipe.flows.io.scan import open_reader
     from synthpipe.flows.io.sources import resolve_source
 
     plan = resolve_source(source)
     path = Path(source).expanduser()
     if plan.kind == "parquet" and (path.is_file() or path.is_dir()):
         return path
-    reader, _ = _open(plan, 65_536, BLOCK_BYTES)
+    reader, _ = open_reader(plan, 65_536, BLOCK_BYTES)
     target = spool / "part-0.parquet"
 
     def copy(batches: Any) -> Path:

@@ -370,7 +370,8 @@ def run_expectations(synthetic: pd.DataFrame, suite: Any, out_dir: str | Path | 
                 shutil.rmtree(target, ignore_errors=True)
                 shutil.copytree(site, target)
                 harden_data_docs(target)
-                docs_index = str(target / "index.html")
+                # relative to the report: out_dir is a staging folder that the run renames at the end
+                docs_index = "data_docs/index.html"
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)

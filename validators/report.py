@@ -468,7 +468,10 @@ def _check_html(c: CheckResult, out_dir: Path | None) -> str:
         parts.append(f"<div class='note'>{_esc(c.extra['note'])}</div>")
     docs = c.extra.get("data_docs")
     if docs:
-        link = Path(os.path.relpath(docs, out_dir)).as_posix() if out_dir else Path(docs).resolve().as_uri()
+        if not Path(docs).is_absolute():  # relative to the report's folder, as run_expectations writes it
+            link = Path(docs).as_posix()
+        else:
+            link = Path(os.path.relpath(docs, out_dir)).as_posix() if out_dir else Path(docs).resolve().as_uri()
         rows = c.extra.get("data_docs_rows")
         shown = f" (of the {_num(rows)}-row sample)" if rows is not None and rows != c.extra.get("rows_seen") else ""
         parts.append(f"<p class='muted'>Great Expectations Data Docs{shown}: <a href='{_esc(link)}'>{_esc(link)}</a>; "

@@ -73,7 +73,7 @@ def scan_source(
         raise ConfigError(f"holdout_fraction must be in [0, 1), got {holdout_fraction!r}")
     policies = _check_policies(on_infinite)
     plan = resolve_source(source, **where)
-    reader, hashes = _open(plan, batch_rows, csv_block_bytes)
+    reader, hashes = open_reader(plan, batch_rows, csv_block_bytes)
 
     def one_pass(batches: Iterator[pa.RecordBatch]) -> tuple[ProfileAccumulator, TrainHoldoutSampler, pa.Schema | None]:
         profile = ProfileAccumulator(max_categories=max_categories, hash_rows=plan.kind == "sql")
@@ -156,7 +156,7 @@ class _Head:
         return self.reader.batches(max_batches=1)
 
 
-def _open(plan: Plan, batch_rows: int, block_bytes: int) -> tuple[Any, list[str] | None]:
+def open_reader(plan: Plan, batch_rows: int, block_bytes: int) -> tuple[Any, list[str] | None]:
     """The batch reader for a plan, and the files' hashes when sniffing computed them."""
     if plan.kind == "sql":
         from synthpipe.flows.sql import SqlBatches
