@@ -3,7 +3,8 @@
 Rows are encoded by the mode-specific codec shared with the GAN (generators/mode_codec.py);
 the decoder emits a Gaussian mean for every continuous value (with a learned per-column scale)
 and logits for every discrete block. `log_likelihood` returns the per-row ELBO: a lower bound on
-log p(row) in the encoded space, in nats.
+log p(row) in the encoded space, in nats. A null cell contributes its null flag only: its value
+and mode are placeholders that decoding discards, so neither training nor the bound fits them.
 """
 
 from __future__ import annotations
@@ -85,6 +86,15 @@ class TVAE(BaseGenerator):
         spans = enc.spans_
         self._value_cols = torch.tensor([s.start for s in spans if not s.is_discrete], device=self.device_)
         self._discrete = [(s.start, s.width, s.index) for s in spans if s.is_discrete]
+        # A null cell's value and mode are placeholders (the main mode's centre, see
+        # ContinuousEncoder.encode) that decoding discards, so they are not part of the row's
+        # likelihood: fitted, they drew the value head to the centre and collapsed its scale,
+        # and non-null samples piled up at the mode centres (issue 13).
+        null_code = {s.column: s.index for s in spans if s.role == "null"}
+        self._value_null = torch.tensor(
+            [null_code.get(s.column, -1) for s in spans if not s.is_discrete], device=self.device_
+        )
+        self._mode_null = {s.index: null_code[s.column] for s in spans if s.role == "mode" and s.column in null_code}
         # for sampling: blocks of equal width drawn together, [n, blocks, width] by one gather
         self._width_groups = []
         for width in sorted({w for _, w, _ in self._discrete}):
@@ -109,13 +119,21 @@ class TVAE(BaseGenerator):
         if len(self._value_cols):
             mean = torch.tanh(out[:, self._value_cols])
             log_sigma = self.decoder_net_.log_sigma
-            log_lik = log_lik + (
-                -0.5 * ((values - mean) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
-            ).sum(dim=1)
+            terms = -0.5 * ((values - mean) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
+            log_lik = log_lik + (terms * self._observed(codes, self._value_null)).sum(dim=1)
         for start, width, index in self._discrete:
-            log_lik = log_lik - F.cross_entropy(out[:, start : start + width], codes[:, index], reduction="none")
+            nll = F.cross_entropy(out[:, start : start + width], codes[:, index], reduction="none")
+            if index in self._mode_null:
+                nll = nll * (codes[:, self._mode_null[index]] == 0)
+            log_lik = log_lik - nll
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)
         return log_lik, kl.float()
+
+    @staticmethod
+    def _observed(codes: torch.Tensor, null_index: torch.Tensor) -> torch.Tensor:
+        """[rows, len(null_index)]: 1 where the cell is not null (index -1: never null), else 0."""
+        flags = codes[:, null_index.clamp(min=0)]
+        return ((flags == 0) | (null_index < 0)).to(torch.float32)
 
     def _train_step(self, step: int) -> torch.Tensor:
         values, codes = self.train_
