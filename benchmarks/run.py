@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> Path:
             for dataset, table in tables.items():
                 for row in run_cell(args, env, runnable, dataset, table, seed, Path(tmp), started):
                     rows.append(row)
-                    _write_csv(rows, csv_path)
+                    write_csv(rows, csv_path)
     from . import report
 
     md = report.generate([csv_path], args.docs)
@@ -413,7 +413,7 @@ def fresh_path(path: Path) -> Path:
     return candidate
 
 
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """Rewrite the whole CSV after every run, so an interrupted benchmark keeps what it measured."""
     columns: list[str] = []
     for row in rows:

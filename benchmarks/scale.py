@@ -23,7 +23,6 @@ polled while it runs. One CSV row per measurement goes to --out; --docs gets the
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -40,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from . import environment
-from .run import fresh_path
+from .run import fresh_path, write_csv
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = {"sizes": [50_000], "budget": 10.0, "run_rows": 5_000, "emit_rows": 50_000, "ctgan_timeout": 120.0}
@@ -519,18 +518,6 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     if args.report:
@@ -547,7 +534,7 @@ def main(argv: list[str] | None = None) -> Path:
         if row.get("status") != "ok":  # what the failing process said last
             row["log_tail"] = str(tail)[-500:]
         rows.append(row)
-        _write_csv(rows, csv_path)
+        write_csv(rows, csv_path)
         shown = {
             k: row.get(k)
             for k in (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import signal
 import sys
 from pathlib import Path
@@ -172,12 +171,9 @@ def _run(args: argparse.Namespace) -> int:
     check_source(cfg.source)  # before the Prefect engine starts
     check_generator(cfg)
 
-    # A fresh Prefect database migrates on first start; on a busy 2-core machine that takes
-    # longer than Prefect's 20 s default.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    # Prefect's usage telemetry races the first migration of a fresh database ("database is
-    # locked" tracebacks in the log) and phones home; a data pipeline needs neither.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from synthpipe.flows.runners import prefect_defaults
+
+    prefect_defaults()  # before Prefect is imported: it reads its settings once
     from synthpipe.flows.logs import quiet_console
     from synthpipe.flows.pipeline import synthpipe_run
 

@@ -82,10 +82,12 @@ def describe(runner: Any) -> str:
 
 
 def prefect_defaults() -> None:
-    """The environment `synthpipe run` gives Prefect, for other commands that start its engine."""
+    """The environment every command that starts Prefect's engine gives it (call it before
+    Prefect is imported: Prefect reads its settings once)."""
     import os
 
     # A fresh Prefect database migrates on first start; on a busy 2-core machine that takes
-    # longer than Prefect's 20 s default. Usage telemetry races that migration.
+    # longer than Prefect's 20 s default. Usage telemetry races that migration ("database is
+    # locked" tracebacks in the log) and phones home; a data pipeline needs neither.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -84,16 +84,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
+def _integer_at_least(name: str, low: int, note: str = "") -> Check:
+    """`name` must be an integer >= low: the check of every count parameter."""
+    return (name, lambda c: _is_int(getattr(c, name)) and getattr(c, name) >= low, f"must be an integer >= {low}{note}")
+
+
+def _number_above(name: str, low: float, *, inclusive: bool) -> Check:
+    """`name` must be a number > low (>= low when `inclusive`)."""
+    if inclusive:
+        return (name, lambda c: _is_number(getattr(c, name)) and getattr(c, name) >= low, f"must be >= {low}")
+    return (name, lambda c: _is_number(getattr(c, name)) and getattr(c, name) > low, f"must be > {low}")
+
+
 BASE_CHECKS: list[Check] = [
-    ("epochs", lambda c: _is_int(c.epochs) and c.epochs >= 1, "must be an integer >= 1"),
-    ("batch_size", lambda c: _is_int(c.batch_size) and c.batch_size >= 2, "must be an integer >= 2"),
-    ("learning_rate", lambda c: _is_number(c.learning_rate) and c.learning_rate > 0, "must be > 0"),
-    ("weight_decay", lambda c: _is_number(c.weight_decay) and c.weight_decay >= 0, "must be >= 0"),
+    _integer_at_least("epochs", 1),
+    _integer_at_least("batch_size", 2),
+    _number_above("learning_rate", 0, inclusive=False),
+    _number_above("weight_decay", 0, inclusive=True),
     ("val_fraction", lambda c: _is_number(c.val_fraction) and 0 <= c.val_fraction < 0.9, "must be in [0, 0.9)"),
-    ("eval_every", lambda c: _is_int(c.eval_every) and c.eval_every >= 1, "must be an integer >= 1"),
-    ("patience", lambda c: _is_int(c.patience) and c.patience >= 0, "must be an integer >= 0 (0 disables)"),
-    ("min_delta", lambda c: _is_number(c.min_delta) and c.min_delta >= 0, "must be >= 0"),
-    ("checkpoint_every", lambda c: _is_int(c.checkpoint_every) and c.checkpoint_every >= 1, "must be an integer >= 1"),
+    _integer_at_least("eval_every", 1),
+    _integer_at_least("patience", 0, " (0 disables)"),
+    _number_above("min_delta", 0, inclusive=True),
+    _integer_at_least("checkpoint_every", 1),
     (
         "time_budget_s",
         lambda c: c.time_budget_s is None or (_is_number(c.time_budget_s) and c.time_budget_s > 0),
@@ -105,10 +117,10 @@ BASE_CHECKS: list[Check] = [
         "must be an integer >= 1 (or unset)",
     ),
     ("device", lambda c: isinstance(c.device, str) and bool(c.device), "must be auto, cpu, cuda or cuda:N"),
-    ("seed", lambda c: _is_int(c.seed) and c.seed >= 0, "must be an integer >= 0"),
-    ("max_categories", lambda c: _is_int(c.max_categories) and c.max_categories >= 1, "must be an integer >= 1"),
-    ("max_modes", lambda c: _is_int(c.max_modes) and c.max_modes >= 1, "must be an integer >= 1"),
-    ("max_fit_rows", lambda c: _is_int(c.max_fit_rows) and c.max_fit_rows >= 2, "must be an integer >= 2"),
+    _integer_at_least("seed", 0),
+    _integer_at_least("max_categories", 1),
+    _integer_at_least("max_modes", 1),
+    _integer_at_least("max_fit_rows", 2),
 ]
 
 

@@ -862,6 +862,24 @@ def read_checkpoint(path: Path, model: Any) -> dict[str, Any]:
     return {**state, **parsed}
 
 
+def _check_module_weights(
+    saved_modules: Mapping[str, Any], modules: Mapping[str, Any], path: Path, field: str, which: str
+) -> None:
+    """Each module's saved weights (the last ones, or the best ones: `which`) are finite tensors
+    of the names, shapes and dtypes of the built module's."""
+    for name, module in modules.items():
+        saved = saved_modules[name]
+        _require(
+            isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()),
+            path,
+            f"{field}.{name}",
+            "must map names to tensors",
+        )
+        want = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
+        check_tensor_specs(saved, want, path, f"checkpoint's {which}{name!r} weights")
+        _check_finite_tensors(saved, path, f"{field}.{name}")
+
+
 def check_checkpoint_fits(state: Mapping[str, Any], model: Any, path: Path) -> None:
     """The checkpoint's module weights, optimiser states and random-generator states have the
     names and shapes of the freshly built model they are about to be loaded into."""
@@ -872,17 +890,7 @@ def check_checkpoint_fits(state: Mapping[str, Any], model: Any, path: Path) -> N
         "modules",
         f"are {_show(sorted(state['modules']))}; the model has {sorted(modules)}",
     )
-    for name, module in modules.items():
-        saved = state["modules"][name]
-        _require(
-            isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()),
-            path,
-            f"modules.{name}",
-            "must map names to tensors",
-        )
-        want = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
-        check_tensor_specs(saved, want, path, f"checkpoint's {name!r} weights")
-        _check_finite_tensors(saved, path, f"modules.{name}")
+    _check_module_weights(state["modules"], modules, path, "modules", "")
     best = state["best"]["modules"]
     if best is not None:
         _require(
@@ -891,17 +899,7 @@ def check_checkpoint_fits(state: Mapping[str, Any], model: Any, path: Path) -> N
             "best.modules",
             f"are {_show(sorted(best))}; the model has {sorted(modules)}",
         )
-        for name, module in modules.items():
-            saved = best[name]
-            _require(
-                isinstance(saved, dict) and all(isinstance(v, torch.Tensor) for v in saved.values()),
-                path,
-                f"best.modules.{name}",
-                "must map names to tensors",
-            )
-            want = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
-            check_tensor_specs(saved, want, path, f"checkpoint's best {name!r} weights")
-            _check_finite_tensors(saved, path, f"best.modules.{name}")
+        _check_module_weights(best, modules, path, "best.modules", "best ")
     partial = state["partial"]
     if partial is not None and model.loss_names:
         _require(

@@ -56,6 +56,20 @@ def restore_integer(x: np.ndarray, null: np.ndarray, col: ColumnSchema) -> pd.Se
     return pd.Series(ints, name=col.name).astype(target)
 
 
+def restore_number(x: np.ndarray, null: np.ndarray, col: ColumnSchema) -> pd.Series:
+    """Float values of a numerical or integer column -> the column's dtype: clipped to its
+    range, integers restored exactly, decimals rounded as in the source, nulls where `null`.
+    Every family's decoder ends here, so a number comes back the same whatever made it."""
+    if col.min is not None:
+        x = np.clip(x, col.min, col.max)
+    if col.kind == ColumnKind.INTEGER:
+        return restore_integer(np.round(x), null, col)
+    if col.decimals is not None:
+        x = np.round(x, col.decimals)
+    x = np.where(null, np.nan, x)
+    return pd.Series(x, name=col.name).astype(col.dtype if col.dtype.lower().startswith("float") else "float64")
+
+
 def restore_categorical(values: np.ndarray, col: ColumnSchema) -> pd.Series:
     """Typed category values (object array, None = null) -> the column's dtype."""
     dtype = col.dtype
@@ -70,31 +84,29 @@ def restore_categorical(values: np.ndarray, col: ColumnSchema) -> pd.Series:
         return s.astype("boolean") if dtype in ("bool", "boolean") else s
     if dtype in ("object", "string", "str") or dtype.startswith("string"):
         return s.astype(dtype) if dtype != "object" else s
+    if null.any() and "int" in dtype.lower():
+        dtype = dtype.capitalize() if dtype.islower() else dtype
+    return _as_dtype_or_kept(s, dtype)
+
+
+def _as_dtype_or_kept(s: pd.Series, dtype: str) -> pd.Series:
+    """`s` as `dtype`, or `s` as it is when the values do not fit that dtype (a saved dtype the
+    generated values cannot take is not worth failing a sample over)."""
     try:
-        if null.any() and "int" in dtype.lower():
-            return s.astype(dtype.capitalize() if dtype.islower() else dtype)
         return s.astype(dtype)
     except (TypeError, ValueError):
         return s
 
 
 def restore_ids(ids: list[Any], col: ColumnSchema) -> pd.Series:
-    s = pd.Series(ids, name=col.name)
-    try:
-        return s.astype(col.dtype)
-    except (TypeError, ValueError):
-        return s
+    return _as_dtype_or_kept(pd.Series(ids, name=col.name), col.dtype)
 
 
 def restore_constant(col: ColumnSchema, n: int) -> pd.Series:
     value = col.constant_value
     if col.kind == ColumnKind.CONSTANT and value is not None and col.dtype.startswith("datetime64"):
         value = pd.Timestamp(value)
-    s = pd.Series([value] * n, name=col.name, dtype=object)
-    try:
-        return s.astype(col.dtype)
-    except (TypeError, ValueError):
-        return s
+    return _as_dtype_or_kept(pd.Series([value] * n, name=col.name, dtype=object), col.dtype)
 
 
 def datetime_unit(values: pd.Series) -> str | None:

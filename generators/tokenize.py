@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.errors import ConfigError
+from synthpipe.generators.restore import restore_number
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, check_magnitude
-from synthpipe.generators.transforms import ContinuousEncoder
 
 DATETIME_UNIT_NS = {"D": 86_400 * 10**9, "s": 10**9, "ms": 10**6}
 FINEST_DATETIME_NS = 10**3  # datetimes with no coarser unit are modelled on a microsecond grid
@@ -204,7 +204,7 @@ class BinnedColumn:
         """Model units -> the column's values and dtype (as the shared TableEncoder restores them)."""
         col = self.column
         if col.kind != ColumnKind.DATETIME:
-            return ContinuousEncoder(col)._from_float(np.where(null, np.nan, u / self.scale), null)
+            return restore_number(np.where(null, np.nan, u / self.scale), null, col)
         stamps = (np.where(null, 0, u).astype(np.int64) * self.unit_ns).astype("datetime64[ns]")
         stamps[null] = np.datetime64("NaT")
         dt = pd.Series(stamps, name=col.name)

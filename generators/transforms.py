@@ -20,7 +20,7 @@ from synthpipe.generators.restore import (
     restore_categorical,
     restore_constant,
     restore_ids,
-    restore_integer,
+    restore_number,
 )
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, check_magnitude
 
@@ -180,14 +180,7 @@ class ContinuousEncoder:
                 dt = dt.dt.round(self.datetime_unit, ambiguous="NaT", nonexistent="shift_forward")
             dt = dt.mask(pd.Series(null, index=dt.index))
             return dt.astype(col.dtype) if col.dtype.startswith("datetime64") else dt
-        if col.min is not None:
-            x = np.clip(x, col.min, col.max)
-        if col.kind == ColumnKind.INTEGER:
-            return restore_integer(np.round(x), null, col)
-        if col.decimals is not None:
-            x = np.round(x, col.decimals)
-        x = np.where(null, np.nan, x)
-        return pd.Series(x, name=name).astype(col.dtype if col.dtype.lower().startswith("float") else "float64")
+        return restore_number(x, null, col)
 
 
 @dataclass

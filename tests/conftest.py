@@ -47,6 +47,17 @@ def chromium() -> str:
     return find_chromium()
 
 
+@pytest.fixture(scope="module")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temporary Prefect server and home for one test module (flows run against it, not ~/.prefect)."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # races the first migration
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
 @pytest.fixture(scope="session")
 def acs12() -> pd.DataFrame:
     """The shipped real table (US Census ACS 2012 sample via openintro, 2,000 rows)."""

@@ -20,14 +20,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 ROLE, PASSWORD, DATABASE = "synthpipe", "synthpipe", "synthpipe_test"
 _ADMIN = "synthpipe_admin"
+T = TypeVar("T")
 
 
 def _is_root() -> bool:
@@ -60,7 +62,20 @@ def postgres_bin_dir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
+def _installed(locate: Callable[[], T | None], package: str, why: str, still_missing: str) -> T:
+    """What `locate` finds, after installing `package` with apt-get when it finds nothing; a test
+    that needs a missing service fails (never skips) when even the install does not provide it."""
+    found = locate()
+    if found is None:
+        _apt_install(package, why)
+        found = locate()
+        if found is None:
+            pytest.fail(f"{package} was installed but {still_missing}", pytrace=False)
+    return found
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the kernel picks it), for a server a test starts."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -96,12 +111,10 @@ def _check(cmd: list[str], what: str, log: Path | None = None) -> None:
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """Start a private cluster (initdb + pg_ctl) and yield its URL; stop and delete it after."""
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        _apt_install("postgresql", "the PostgreSQL tests need the server binaries (initdb, pg_ctl)")
-        bin_dir = postgres_bin_dir()
-        if bin_dir is None:
-            pytest.fail("postgresql was installed but initdb/pg_ctl are still not found", pytrace=False)
+    bin_dir = _installed(
+        postgres_bin_dir, "postgresql", "the PostgreSQL tests need the server binaries (initdb, pg_ctl)",
+        "initdb/pg_ctl are still not found",
+    )
     user = _server_user()
     root = Path(tempfile.mkdtemp(prefix="synthpipe-pg-"))
     data, log, pwfile = root / "data", root / "server.log", root / "pw"
@@ -115,7 +128,7 @@ def throwaway_postgres() -> Iterator[str]:
                           "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"]),
                "create a PostgreSQL cluster")
         for attempt in range(3):  # the free port can be taken between choosing and binding it
-            port = _free_port()
+            port = free_port()
             options = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root} "
                        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
             done = subprocess.run(_as(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
@@ -158,10 +171,7 @@ def find_chromium() -> str:
     def located() -> str | None:
         return next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
 
-    found = located()
-    if found is None:
-        _apt_install("chromium", "the report test renders HTML in headless Chromium, which is not on PATH")
-        found = located()
-        if found is None:
-            pytest.fail("chromium was installed but is still not on PATH", pytrace=False)
-    return found
+    return _installed(
+        located, "chromium", "the report test renders HTML in headless Chromium, which is not on PATH",
+        "is still not on PATH",
+    )

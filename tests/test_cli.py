@@ -20,15 +20,6 @@ FAST = ["--epochs", "3", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def prefect_harness(tmp_path_factory):
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
-
-
-@pytest.fixture(scope="module")
 def demo_run(prefect_harness, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "acs12"
     code = main(["run", "--source", str(EXAMPLE), "--generator", "vae", "--rows", "700", "--out", str(out),

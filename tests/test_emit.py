@@ -3,8 +3,6 @@ existing one), the part files' layout and statistics, and no partial output when
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -20,16 +18,6 @@ from synthpipe.flows.emit import (
 )
 from synthpipe.flows.io import atomic_directory, read_parquet_dataset, read_parquet_metadata
 from synthpipe.generators.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def prefect_harness(tmp_path_factory):
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # races the first migration
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -89,6 +89,28 @@ def _assert_nothing_outside(before: set[Path], root: Path, out: Path) -> None:
     assert not Path("/tmp/absolute").exists()
 
 
+def _run_completes(source: str, cwd: Path, root: Path, prefect_api: str, *options: str) -> subprocess.CompletedProcess:
+    """`synthpipe run` of `source` into cwd/out completes (exit 0, or 3 for a failed gate) and writes
+    nothing outside out/."""
+    before = _files(root)
+    proc = synthpipe(["run", "--source", source, "--out", "out", *options, *RUN], cwd, prefect_api)
+    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    _assert_nothing_outside(before, root, cwd / "out")
+    return proc
+
+
+def _run_refused(source: str, cwd: Path, root: Path, prefect_api: str) -> str:
+    """`synthpipe run` of `source` exits 1 with one line (returned) and no traceback, having written
+    nothing but the output's lock file."""
+    before = _files(root)
+    proc = synthpipe(["run", "--source", source, "--out", "out", *RUN], cwd, prefect_api)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert _files(root) - before <= {cwd / ".out.lock"}
+    return lines[0]
+
+
 def _synthetic_columns(out: Path) -> list[str]:
     files = sorted((out / "synthetic").glob("*.parquet"))
     assert files
@@ -100,14 +122,9 @@ def test_markup_formulas_and_paths_in_names_and_values_stay_data(prefect_api: st
     source = cwd / "hostile.csv"
     table = _hostile_table()
     table.to_csv(source, index=False)
-    before = _files(root)
     out = cwd / "out"
-    proc = synthpipe(
-        ["run", "--source", str(source), "--out", "out", "--target", SCRIPT, *RUN], cwd, prefect_api
-    )
-    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    proc = _run_completes(str(source), cwd, root, prefect_api, "--target", SCRIPT)
     assert "Traceback" not in proc.stderr
-    _assert_nothing_outside(before, root, out)
     assert not (root.parent / "escape").exists() and not (root / "escape").exists()
     assert _synthetic_columns(out) == list(table.columns)
     synthetic = pd.read_parquet(out / "synthetic")
@@ -121,13 +138,8 @@ def test_nul_bytes_in_a_csv_are_refused_with_a_clear_message(prefect_api: str, t
     cwd, root = _workspace(tmp_path)
     source = cwd / "nul.csv"
     source.write_bytes(b"a,b\x00c\n1,x\x00y\n2,z\n3,w\n")
-    before = _files(root)
-    proc = synthpipe(["run", "--source", str(source), "--out", "out", *RUN], cwd, prefect_api)
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "nul.csv" in lines[0] and "NUL" in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert _files(root) - before <= {cwd / ".out.lock"}
+    message = _run_refused(str(source), cwd, root, prefect_api)
+    assert "nul.csv" in message and "NUL" in message, message
 
 
 def test_nul_bytes_in_parquet_names_and_values_are_data(prefect_api: str, tmp_path: Path) -> None:
@@ -138,10 +150,7 @@ def test_nul_bytes_in_parquet_names_and_values_are_data(prefect_api: str, tmp_pa
     values = ["a\x00b", "c", "\x00"]  # Python strings: numpy's fixed-width ones would cut them at the NUL
     table = pa.table({"nul\x00name": [values[i] for i in rng.integers(0, 3, n)], "v\x00": rng.normal(size=n)})
     pq.write_table(table, cwd / "nul.parquet")
-    before = _files(root)
-    proc = synthpipe(["run", "--source", "nul.parquet", "--out", "out", *RUN], cwd, prefect_api)
-    assert proc.returncode in (0, 3), proc.stderr[-3000:]
-    _assert_nothing_outside(before, root, cwd / "out")
+    _run_completes("nul.parquet", cwd, root, prefect_api)
     assert _synthetic_columns(cwd / "out") == ["nul\x00name", "v\x00"]
     assert set(pd.read_parquet(cwd / "out" / "synthetic")["nul\x00name"]) <= {"a\x00b", "c", "\x00"}
 
@@ -154,14 +163,9 @@ def test_a_10_mb_csv_cell_is_refused_naming_the_limit(prefect_api: str, tmp_path
     table = pd.DataFrame({"x": rng.normal(size=50), "label": rng.choice(["a", "b"], 50)})
     table.loc[3, "label"] = "Z" * (10 * 2**20)
     table.to_csv(cwd / "bigcell.csv", index=False)
-    before = _files(root)
-    proc = synthpipe(["run", "--source", "bigcell.csv", "--out", "out", *RUN], cwd, prefect_api)
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "bigcell.csv" in lines[0] and "bytes, the limit on one CSV line" in lines[0]
-    assert "Parquet" in lines[0] and "Traceback" not in proc.stderr
-    assert _files(root) - before <= {cwd / ".out.lock"}
+    message = _run_refused("bigcell.csv", cwd, root, prefect_api)
+    assert "bigcell.csv" in message and "bytes, the limit on one CSV line" in message
+    assert "Parquet" in message
 
 
 def test_a_10_mb_parquet_cell_is_handled(prefect_api: str, tmp_path: Path) -> None:
@@ -173,10 +177,7 @@ def test_a_10_mb_parquet_cell_is_handled(prefect_api: str, tmp_path: Path) -> No
     table = pd.DataFrame({"x": rng.normal(size=60), "label": rng.choice(["a", "b"], 60)})
     table.loc[[3, 4], "label"] = big
     table.to_parquet(cwd / "bigcell.parquet")
-    before = _files(root)
-    proc = synthpipe(["run", "--source", "bigcell.parquet", "--out", "out", *RUN], cwd, prefect_api)
-    assert proc.returncode in (0, 3), proc.stderr[-3000:]
-    _assert_nothing_outside(before, root, cwd / "out")
+    _run_completes("bigcell.parquet", cwd, root, prefect_api)
     labels = set(pd.read_parquet(cwd / "out" / "synthetic")["label"])
     assert labels <= {"a", "b", big}
 
@@ -188,14 +189,9 @@ def test_5000_columns_are_refused_naming_the_limit(prefect_api: str, tmp_path: P
     rng = np.random.default_rng(4)
     wide = pd.DataFrame(rng.integers(0, 3, (30, 5000)), columns=[f"c{i}" for i in range(5000)])
     wide.to_csv(cwd / "wide.csv", index=False)
-    before = _files(root)
-    proc = synthpipe(["run", "--source", "wide.csv", "--out", "out", *RUN], cwd, prefect_api)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert "wide.csv has 5000 columns, above the limit of 1000" in lines[0]
-    assert "SYNTHPIPE_MAX_COLUMNS=5000" in lines[0]
-    assert _files(root) - before <= {cwd / ".out.lock"}
+    message = _run_refused("wide.csv", cwd, root, prefect_api)
+    assert "wide.csv has 5000 columns, above the limit of 1000" in message
+    assert "SYNTHPIPE_MAX_COLUMNS=5000" in message
 
 
 def test_the_column_limit_can_be_raised(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -377,20 +377,24 @@ def test_a_file_in_a_directory_is_named_when_corrupt(tmp_path):
         read_table(data)
 
 
-def test_usage_errors_are_config_errors(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"table": "people"}, "only to SQL"),
+        ({"query": "select 1"}, "only to SQL"),
+        ({"format": "xlsx"}, "unknown format"),
+        ({"encoding": "no-such-codec"}, "unknown encoding"),
+        ({"delimiter": ";;"}, "delimiter"),
+        ({"format": "parquet", "delimiter": ","}, "only to CSV"),
+    ],
+)
+def test_usage_errors_are_config_errors(tmp_path, options, message):
     path = _write(tmp_path / "t.csv", "a\n1\n")
-    with pytest.raises(ConfigError, match="only to SQL"):
-        read_table(path, table="people")
-    with pytest.raises(ConfigError, match="only to SQL"):
-        read_table(path, query="select 1")
-    with pytest.raises(ConfigError, match="unknown format"):
-        read_table(path, format="xlsx")
-    with pytest.raises(ConfigError, match="unknown encoding"):
-        read_table(path, encoding="no-such-codec")
-    with pytest.raises(ConfigError, match="delimiter"):
-        read_table(path, delimiter=";;")
-    with pytest.raises(ConfigError, match="only to CSV"):
-        read_table(path, format="parquet", delimiter=",")
+    with pytest.raises(ConfigError, match=message):
+        read_table(path, **options)
+
+
+def test_remote_files_and_absent_databases_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="remote file"):
         read_table("https://user:pw@example.com/data.csv")
     with pytest.raises(DataError, match="no such SQLite database file"):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from pathlib import Path
 
 import pytest
+from forked import CTX, run_together
 
 from synthpipe.flows.outputs import (
     OutputBusyError,
@@ -20,8 +20,6 @@ from synthpipe.flows.outputs import (
     versioned_run,
 )
 from synthpipe.generators.errors import ConfigError, SynthpipeError
-
-CTX = mp.get_context("fork")  # children need only this module's functions; fork starts them quickly
 
 
 def _complete_run(root: Path, marker: str) -> Path:
@@ -133,14 +131,8 @@ def _locked_writer(root: str, name: str, log: str) -> None:
 
 def test_two_processes_serialise_on_the_lock(tmp_path):
     log = tmp_path / "log.txt"
-    procs = [
-        CTX.Process(target=_locked_writer, args=(str(tmp_path), n, str(log))) for n in ("p1", "p2", "p3")
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    writers = [(str(tmp_path), n, str(log)) for n in ("p1", "p2", "p3")]
+    assert run_together(_locked_writer, writers, timeout_s=60) == [0, 0, 0]
     lines = log.read_text().splitlines()
     assert len(lines) == 6
     for i in range(0, 6, 2):  # every start is followed by the same process's end: no interleaving
@@ -155,12 +147,21 @@ def _hold_lock(root: str, held, release) -> None:
         release.wait(60)
 
 
-def test_lock_timeout_names_the_holder(tmp_path):
+def _start_holder(root: Path):
+    """A child process holding `root`'s output lock until the returned event is set (or it is killed)."""
     held, release = CTX.Event(), CTX.Event()
-    holder = CTX.Process(target=_hold_lock, args=(str(tmp_path), held, release))
+    holder = CTX.Process(target=_hold_lock, args=(str(root), held, release))
     holder.start()
+    if not held.wait(30):
+        holder.kill()
+        holder.join(timeout=30)
+        pytest.fail("the child did not take the lock within 30 s")
+    return holder, release
+
+
+def test_lock_timeout_names_the_holder(tmp_path):
+    holder, release = _start_holder(tmp_path)
     try:
-        assert held.wait(30)
         with pytest.raises(OutputBusyError, match=rf"in use by another synthpipe run \(pid {holder.pid}\)"):
             with output_lock(tmp_path, timeout_s=0.3, poll_s=0.05):
                 pass
@@ -172,10 +173,7 @@ def test_lock_timeout_names_the_holder(tmp_path):
 
 
 def test_lock_is_released_when_the_holder_dies(tmp_path):
-    held, release = CTX.Event(), CTX.Event()
-    holder = CTX.Process(target=_hold_lock, args=(str(tmp_path), held, release))
-    holder.start()
-    assert held.wait(30)
+    holder, _ = _start_holder(tmp_path)
     holder.kill()
     holder.join(timeout=30)
     with output_lock(tmp_path, timeout_s=5):

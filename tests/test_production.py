@@ -4,7 +4,6 @@ decision after a distribution change, and fine-tuning exports, through the real 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,6 @@ from synthpipe.flows.config import RunConfig
 from synthpipe.flows.sql import create_engine
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "acs12.csv"
-
-
-@pytest.fixture(scope="module")
-def prefect_harness(tmp_path_factory):
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 
 import numpy as np
 import pandas as pd
 import pytest
+from forked import run_together
 
 from synthpipe.flows.registry import (
     ModelRegistry,
@@ -19,8 +19,6 @@ from synthpipe.flows.registry import (
 )
 from synthpipe.generators.errors import ModelError
 from synthpipe.generators.schema import infer_schema
-
-CTX = mp.get_context("fork")
 
 
 @pytest.fixture
@@ -109,12 +107,8 @@ def _register_many(root, tmp, worker, n):
 
 
 def test_concurrent_registrations_are_all_kept(tmp_path):
-    procs = [CTX.Process(target=_register_many, args=(tmp_path / "reg", tmp_path, w, 5)) for w in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    workers = [(tmp_path / "reg", tmp_path, w, 5) for w in range(3)]
+    assert run_together(_register_many, workers, timeout_s=120) == [0, 0, 0]
     entries = ModelRegistry(tmp_path / "reg").entries("shared")
     assert len(entries) == 15 and len({e.id for e in entries}) == 15
     for entry in entries:

@@ -3,6 +3,8 @@ models, from the command line, with typed values and clear errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -28,34 +30,38 @@ def test_parse_condition_forms():
     assert parse_condition("note=a=b") == ("note", "a=b")
 
 
-def test_gan_sample_with_a_category_condition(saved_models, tmp_path):
-    out = tmp_path / "g"
-    code = main(["sample", str(saved_models / "gan"), "--rows", "300", "--out", str(out),
-                 "--condition", "race=asian", "--condition", "gender=female"])
-    assert code == 0
+def _sample(model_dir: Path, rows: int, out: Path, *conditions: str) -> int:
+    """`synthpipe sample` of `rows` rows under each `--condition`; its exit code."""
+    flags = [arg for condition in conditions for arg in ("--condition", condition)]
+    return main(["sample", str(model_dir), "--rows", str(rows), "--out", str(out), *flags])
+
+
+def _sampled(model_dir: Path, out: Path, *conditions: str) -> pd.DataFrame:
+    """The 300 rows `synthpipe sample` writes under these conditions (it must exit 0)."""
+    assert _sample(model_dir, 300, out, *conditions) == 0
     table = pd.read_parquet(out / "synthetic")
-    assert len(table) == 300 and (table["race"] == "asian").all() and (table["gender"] == "female").all()
+    assert len(table) == 300
+    return table
+
+
+def test_gan_sample_with_a_category_condition(saved_models, tmp_path):
+    table = _sampled(saved_models / "gan", tmp_path / "g", "race=asian", "gender=female")
+    assert (table["race"] == "asian").all() and (table["gender"] == "female").all()
 
 
 def test_autoregressive_sample_with_a_numeric_range_and_a_category(saved_models, tmp_path):
-    out = tmp_path / "a"
-    code = main(["sample", str(saved_models / "ar"), "--rows", "300", "--out", str(out),
-                 "--condition", "age=30..40", "--condition", "married=yes"])
-    assert code == 0
-    table = pd.read_parquet(out / "synthetic")
-    assert len(table) == 300 and table["age"].between(30, 40).all() and (table["married"] == "yes").all()
+    table = _sampled(saved_models / "ar", tmp_path / "a", "age=30..40", "married=yes")
+    assert table["age"].between(30, 40).all() and (table["married"] == "yes").all()
     assert str(table["age"].dtype) == "int64"
 
 
 def test_unseen_value_is_a_usage_error_listing_known_values(saved_models, tmp_path, capsys):
-    code = main(["sample", str(saved_models / "gan"), "--rows", "10", "--out", str(tmp_path / "x"),
-                 "--condition", "race=martian"])
+    code = _sample(saved_models / "gan", 10, tmp_path / "x", "race=martian")
     err = capsys.readouterr().err
     assert code == 2 and "martian" in err and "white" in err
     assert not (tmp_path / "x").exists()
 
 
 def test_a_numeric_range_on_the_gan_points_to_the_autoregressive_model(saved_models, tmp_path, capsys):
-    code = main(["sample", str(saved_models / "gan"), "--rows", "10", "--out", str(tmp_path / "y"),
-                 "--condition", "age=30..40"])
+    code = _sample(saved_models / "gan", 10, tmp_path / "y", "age=30..40")
     assert code == 2 and "autoregressive" in capsys.readouterr().err

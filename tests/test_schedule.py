@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,18 +13,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from services import free_port
 
 from synthpipe.flows.schedule import build_deployment, cron_schedule, deployment_parameters, server_healthy
 from synthpipe.generators.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_config(tmp_path: Path, **extra) -> Path:
@@ -108,7 +102,7 @@ def test_served_deployment_runs_on_a_real_prefect_server(tmp_path, pg_url):
     people = pd.read_csv(EXAMPLES / "acs12.csv")
     people.to_sql(table, engine, if_exists="replace", index=False)
 
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {
         **os.environ,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import sqlite3
 import uuid
 from decimal import Decimal
@@ -11,17 +10,12 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from services import free_port
 
 from synthpipe.flows.sql import create_engine, is_sql_source, mask_url, read_sql, to_sqlalchemy_url
 from synthpipe.generators.errors import ConfigError, DataError
 
 INJECTION = "students; DROP TABLE students"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- URLs and masking -------------------------------------------------------------------------------
@@ -130,7 +124,7 @@ def test_sqlite_errors(sqlite_db, tmp_path):
 
 
 def test_unreachable_server_retries_then_fails_without_password(caplog):
-    url = f"postgresql://alice:S3cr3tPw@127.0.0.1:{_free_port()}/nowhere"
+    url = f"postgresql://alice:S3cr3tPw@127.0.0.1:{free_port()}/nowhere"
     with caplog.at_level(logging.WARNING, logger="synthpipe.flows.sql"):
         with pytest.raises(DataError) as info:
             read_sql(url, table="students", retries=2, backoff_s=0.01)
@@ -162,32 +156,38 @@ def pg(pg_url):
     engine.dispose()
 
 
-def _name(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+def _make_table(pg, prefix: str, columns: str, select: str, time_zone: str | None = None) -> str:
+    """A fresh table `prefix_<random>` (dropped after the test) filled by `INSERT ... <select>`,
+    written in a session set to `time_zone` when one is given."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    pg[1].append(name)
+    session = [f"SET TIME ZONE '{time_zone}'"] if time_zone is not None else []
+    _execute(pg, *session, f"CREATE TABLE {name} ({columns})", f"INSERT INTO {name} {select}")
+    return name
+
+
+def _execute(pg, *statements: str) -> None:
+    """Run these SQL statements on the test server, in order, in one transaction."""
+    engine, _ = pg
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
 
 
 @pytest.mark.postgres
 def test_postgres_types_survive(pg, pg_url):
-    engine, made = pg
-    name = _name("types")
-    made.append(name)
-    with engine.begin() as conn:
-        conn.execute(sa.text("SET TIME ZONE 'Europe/Paris'"))
-        conn.execute(
-            sa.text(
-                f"CREATE TABLE {name} (id bigint, n integer, price numeric(10,2), ratio double precision, "
-                "ok boolean, maybe boolean, at timestamptz, local timestamp, day date, label text, code uuid)"
-            )
-        )
-        conn.execute(
-            sa.text(
-                f"INSERT INTO {name} SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE g * 2 END, g * 1.25, g / 3.0, "
-                "g % 2 = 0, CASE WHEN g > 90 THEN NULL ELSE g % 2 = 1 END, "
-                "timestamptz '2024-03-01 12:00:00+00' + g * interval '1 hour', "
-                "timestamp '2024-03-01 00:00:00' + g * interval '1 day', date '2024-01-01' + g, "
-                "'row ' || g, md5(g::text)::uuid FROM generate_series(1, 100) g"
-            )
-        )
+    name = _make_table(
+        pg,
+        "types",
+        "id bigint, n integer, price numeric(10,2), ratio double precision, "
+        "ok boolean, maybe boolean, at timestamptz, local timestamp, day date, label text, code uuid",
+        "SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE g * 2 END, g * 1.25, g / 3.0, "
+        "g % 2 = 0, CASE WHEN g > 90 THEN NULL ELSE g % 2 = 1 END, "
+        "timestamptz '2024-03-01 12:00:00+00' + g * interval '1 hour', "
+        "timestamp '2024-03-01 00:00:00' + g * interval '1 day', date '2024-01-01' + g, "
+        "'row ' || g, md5(g::text)::uuid FROM generate_series(1, 100) g",
+        time_zone="Europe/Paris",
+    )
     df = read_sql(pg_url, table=name, chunksize=13)
     assert len(df) == 100
     assert df["id"].dtype == "int64" and df["id"].tolist() == list(range(1, 101))
@@ -205,15 +205,7 @@ def test_postgres_types_survive(pg, pg_url):
 
 @pytest.mark.postgres
 def test_postgres_query_streams_in_chunks(pg, pg_url):
-    engine, made = pg
-    name = _name("big")
-    made.append(name)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                f"CREATE TABLE {name} AS SELECT g AS k, (g % 7)::text AS c FROM generate_series(1, 1000) g"
-            )
-        )
+    name = _make_table(pg, "big", "k integer, c text", "SELECT g, (g % 7)::text FROM generate_series(1, 1000) g")
     df = read_sql(pg_url, query=f"SELECT k, c, k * 0.5 AS half FROM {name} ORDER BY k", chunksize=64)
     assert df["k"].tolist() == list(range(1, 1001)) and df["k"].dtype == "int64"
     assert df["half"].dtype == "float64" and df["half"].iloc[-1] == 500.0
@@ -224,16 +216,18 @@ def test_postgres_query_streams_in_chunks(pg, pg_url):
 
 @pytest.mark.postgres
 def test_postgres_table_name_is_an_identifier_not_sql(pg, pg_url):
-    engine, made = pg
+    _, made = pg
     made.append("students")
     odd = 'odd "name"; DROP TABLE students'
     made.append('"odd ""name""; DROP TABLE students"')
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS students (id integer, name text)"))
-        conn.execute(sa.text("DELETE FROM students"))
-        conn.execute(sa.text("INSERT INTO students VALUES (1, 'ada'), (2, 'bo')"))
-        conn.execute(sa.text('CREATE TABLE "odd ""name""; DROP TABLE students" (v integer)'))
-        conn.execute(sa.text('INSERT INTO "odd ""name""; DROP TABLE students" VALUES (7)'))
+    _execute(
+        pg,
+        "CREATE TABLE IF NOT EXISTS students (id integer, name text)",
+        "DELETE FROM students",
+        "INSERT INTO students VALUES (1, 'ada'), (2, 'bo')",
+        'CREATE TABLE "odd ""name""; DROP TABLE students" (v integer)',
+        'INSERT INTO "odd ""name""; DROP TABLE students" VALUES (7)',
+    )
     with pytest.raises(
         DataError,
         match="table 'students; DROP TABLE students' not found in postgresql://synthpipe:\\*\\*\\*@",
@@ -247,11 +241,12 @@ def test_postgres_table_name_is_an_identifier_not_sql(pg, pg_url):
 
 @pytest.mark.postgres
 def test_postgres_schema_name(pg, pg_url):
-    engine, made = pg
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS sp_test_schema"))
-        conn.execute(sa.text("CREATE TABLE sp_test_schema.items (v numeric)"))
-        conn.execute(sa.text("INSERT INTO sp_test_schema.items VALUES (1.5), (NULL)"))
+    _execute(
+        pg,
+        "CREATE SCHEMA IF NOT EXISTS sp_test_schema",
+        "CREATE TABLE sp_test_schema.items (v numeric)",
+        "INSERT INTO sp_test_schema.items VALUES (1.5), (NULL)",
+    )
     df = read_sql(pg_url, table="items", schema_name="sp_test_schema")
     assert df["v"].dtype == "float64" and df["v"].iloc[0] == 1.5 and pd.isna(df["v"].iloc[1])
     with pytest.raises(DataError, match="table 'items' not found in"):
@@ -311,17 +306,6 @@ def test_sqlite_queries_cannot_change_the_source(sqlite_db, query):
     assert con.execute("SELECT count(*), sum(age) FROM students").fetchone() == contents == (50, 939)
     con.close()
     assert sqlite_db.read_bytes() == before
-
-
-def _make_table(pg, prefix: str, columns: str, select: str) -> str:
-    """A fresh table `prefix_<random>` (dropped after the test) filled by `INSERT ... <select>`."""
-    engine, made = pg
-    name = _name(prefix)
-    made.append(name)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE TABLE {name} ({columns})"))
-        conn.execute(sa.text(f"INSERT INTO {name} {select}"))
-    return name
 
 
 WRITES_POSTGRES = [

@@ -38,10 +38,15 @@ def assert_round_trip(df: pd.DataFrame, back: pd.DataFrame, schema) -> None:
             assert a[present].tolist() == b[present].tolist(), column.name
 
 
+def _encode(df: pd.DataFrame, overrides: dict | None = None) -> tuple:
+    """The schema inferred for `df`, a default TableEncoder fitted on it, and `df` encoded."""
+    schema = infer_schema(df, overrides)
+    enc = TableEncoder().fit(df, schema)
+    return schema, enc, enc.encode(df)
+
+
 def test_round_trip_of_every_kind(mixed_table):
-    schema = infer_schema(mixed_table)
-    enc = TableEncoder().fit(mixed_table, schema)
-    encoded = enc.encode(mixed_table)
+    schema, enc, encoded = _encode(mixed_table)
     back = enc.decode(encoded, 0)
     assert_round_trip(mixed_table, back, schema)
     assert (back["constant"] == "same").all()
@@ -49,25 +54,20 @@ def test_round_trip_of_every_kind(mixed_table):
 
 
 def test_round_trip_of_the_shipped_table(acs12):
-    schema = infer_schema(acs12)
-    enc = TableEncoder().fit(acs12, schema)
-    encoded = enc.encode(acs12)
+    schema, enc, encoded = _encode(acs12)
     assert_round_trip(acs12, enc.decode(encoded), schema)
 
 
 def test_state_dict_is_json_and_restores_the_same_decoder(mixed_table):
-    schema = infer_schema(mixed_table)
-    enc = TableEncoder().fit(mixed_table, schema)
+    _, enc, encoded = _encode(mixed_table)
     again = TableEncoder.from_state_dict(json.loads(json.dumps(enc.state_dict())))
-    encoded = enc.encode(mixed_table)
     pd.testing.assert_frame_equal(
         enc.decode(encoded, 1), again.decode(encoded, 1)
     )
 
 
 def test_to_dense_builds_one_hot_blocks(mixed_table):
-    enc = TableEncoder().fit(mixed_table, infer_schema(mixed_table))
-    encoded = enc.encode(mixed_table)
+    _, enc, encoded = _encode(mixed_table)
     dense = enc.to_dense(torch.as_tensor(encoded.values), torch.as_tensor(encoded.codes))
     assert dense.shape == (len(mixed_table), enc.dense_dim_)
     for span in enc.discrete_spans:
@@ -144,9 +144,7 @@ def tables(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables())
 def test_decode_inverts_encode_on_random_tables(df):
-    schema = infer_schema(df)
-    enc = TableEncoder().fit(df, schema)
-    encoded = enc.encode(df)
+    schema, enc, encoded = _encode(df)
     assert encoded.values.shape[0] == encoded.codes.shape[0] == len(df) or enc.n_values_ + enc.n_codes_ == 0
     assert_round_trip(df, enc.decode(encoded, 0), schema)
 
@@ -155,9 +153,7 @@ def test_decode_inverts_encode_on_random_tables(df):
 def test_very_large_integers_stay_integers_in_range(dtype):
     base = 2**62
     df = pd.DataFrame({"big": pd.array([base + i * 1_000_003 for i in range(200)], dtype=dtype)})
-    schema = infer_schema(df, {"big": {"kind": "integer"}})
-    enc = TableEncoder().fit(df, schema)
-    encoded = enc.encode(df)
+    _, enc, encoded = _encode(df, {"big": {"kind": "integer"}})
     back = enc.decode(encoded)
     assert str(back["big"].dtype) == dtype
     assert back["big"].min() >= df["big"].min() and back["big"].max() <= df["big"].max()

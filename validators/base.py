@@ -7,15 +7,20 @@ does not apply (no holdout, no target); such checks never fail a run.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pandas as pd
 
 from synthpipe.generators.serialize import to_jsonable
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -145,6 +150,19 @@ def limited_threads(threads: int | None) -> Iterator[None]:
 
     with threadpool_limits(limits=threads):
         yield
+
+
+def in_limited_threads(check: Callable[P, R]) -> Callable[P, R]:
+    """`check`, run under `limited_threads(config.threads)` where `config` is its
+    ValidationConfig argument: the checks that fit models or search neighbours say so in one line."""
+    signature = inspect.signature(check)
+
+    @functools.wraps(check)
+    def capped(*args: P.args, **kwargs: P.kwargs) -> R:
+        with limited_threads(signature.bind(*args, **kwargs).arguments["config"].threads):
+            return check(*args, **kwargs)
+
+    return capped
 
 
 def jsonable(value: Any) -> Any:

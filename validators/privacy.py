@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.schema import ColumnSchema
-from synthpipe.validators.base import NEEDS_HOLDOUT, CheckResult, limited_threads, not_applicable
+from synthpipe.validators.base import NEEDS_HOLDOUT, CheckResult, in_limited_threads, not_applicable
 from synthpipe.validators.config import ValidationConfig
 from synthpipe.validators.encoding import distance_features, row_keys, subsample
 from synthpipe.validators.stats import auc_from_scores, bootstrap, bootstrap_auc
@@ -98,6 +98,7 @@ def _nndr(distances: np.ndarray) -> np.ndarray:
     return np.divide(d1, d2, out=np.ones_like(d1), where=d2 > 0)
 
 
+@in_limited_threads
 def distance_checks(
     train: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -106,17 +107,6 @@ def distance_checks(
     holdout: pd.DataFrame | None = None,
 ) -> list[CheckResult]:
     """`privacy_dcr` and `privacy_membership`, sharing one encoding and one neighbour search."""
-    with limited_threads(config.threads):
-        return _distance_checks(train, synthetic, columns, config, holdout)
-
-
-def _distance_checks(
-    train: pd.DataFrame,
-    synthetic: pd.DataFrame,
-    columns: list[ColumnSchema],
-    config: ValidationConfig,
-    holdout: pd.DataFrame | None,
-) -> list[CheckResult]:
     if holdout is None or len(holdout) == 0:
         reason = NEEDS_HOLDOUT
         return [not_applicable("privacy_dcr", reason, "higher", config.dcr_ratio_min),

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.schema import ColumnKind, ColumnSchema
-from synthpipe.validators.base import CheckResult, gate, limited_threads, not_applicable
+from synthpipe.validators.base import CheckResult, gate, in_limited_threads, not_applicable
 from synthpipe.validators.config import ValidationConfig
 from synthpipe.validators.drift import CORRECTION_NAMES, correct, counts_test, ks_test
 from synthpipe.validators.encoding import (
@@ -136,6 +136,7 @@ def _balanced(real: pd.DataFrame, synthetic: pd.DataFrame, n_max: int, rng: np.r
 # covariate shift
 
 
+@in_limited_threads
 def covariate_shift(
     real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[ColumnSchema], config: ValidationConfig
 ) -> CheckResult:
@@ -144,13 +145,6 @@ def covariate_shift(
     Passes when the AUC is at most `covariate_auc_max` and no column's PSI exceeds `psi_max`
     (and, with `gate_on_p_values`, no column differs significantly after correction).
     """
-    with limited_threads(config.threads):
-        return _covariate_shift(real, synthetic, columns, config)
-
-
-def _covariate_shift(
-    real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[ColumnSchema], config: ValidationConfig
-) -> CheckResult:
     from sklearn.inspection import permutation_importance
     from sklearn.model_selection import StratifiedKFold
 
@@ -308,6 +302,7 @@ def _fit_predict(task: str, categorical: np.ndarray, x_train, y_train, x_test, s
     return model.predict(x_test)
 
 
+@in_limited_threads
 def concept_shift(
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -323,18 +318,6 @@ def concept_shift(
     trained the generator, so a holdout is the fairer test). Also reports how often the two
     models disagree on the same real rows.
     """
-    with limited_threads(config.threads):
-        return _concept_shift(real, synthetic, target, features, config, holdout)
-
-
-def _concept_shift(
-    real: pd.DataFrame,
-    synthetic: pd.DataFrame,
-    target: ColumnSchema | None,
-    features: list[ColumnSchema],
-    config: ValidationConfig,
-    holdout: pd.DataFrame | None,
-) -> CheckResult:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     name = "concept_shift"

@@ -14,6 +14,7 @@ suite.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,71 +75,43 @@ class Check:
         return {self.name: (self.threshold, self.direction), **{n: (t, d) for n, t, d in self.also}}
 
 
-def _quality(x: Inputs) -> CheckResult:
-    from synthpipe.validators.fidelity import quality_check
+def _calls(module: str, function: str, *fields: str) -> Callable[[Inputs], CheckResult | list[CheckResult]]:
+    """A check's runner: `synthpipe.validators.<module>.<function>` applied to these `Inputs` fields.
+    The module is imported when the check runs, so building the table (and ValidationConfig's
+    check of names) loads none of sdmetrics, sklearn or GX."""
 
-    return quality_check(x.real_s, x.syn_s, x.schema, x.config)
+    def run(x: Inputs) -> CheckResult | list[CheckResult]:
+        check = getattr(importlib.import_module(f"synthpipe.validators.{module}"), function)
+        return check(*(getattr(x, field) for field in fields))
 
-
-def _diagnostic(x: Inputs) -> CheckResult:
-    from synthpipe.validators.fidelity import diagnostic_check
-
-    return diagnostic_check(x.real_s, x.syn_s, x.schema, x.config)
-
-
-def _likelihood(x: Inputs) -> CheckResult:
-    from synthpipe.validators.fidelity import likelihood_check
-
-    return likelihood_check(x.likelihood, x.config)
+    run.__qualname__ = f"{module}.{function}"
+    return run
 
 
-def _covariate_shift(x: Inputs) -> CheckResult:
-    from synthpipe.validators.shift import covariate_shift
-
-    return covariate_shift(x.real_s, x.syn_s, x.columns, x.config)
-
-
-def _prior_shift(x: Inputs) -> CheckResult:
-    from synthpipe.validators.shift import prior_shift
-
-    return prior_shift(x.real_s, x.syn_s, x.target, x.config)
-
-
-def _concept_shift(x: Inputs) -> CheckResult:
-    from synthpipe.validators.shift import concept_shift
-
-    return concept_shift(x.real_s, x.syn_s, x.target, x.features, x.config, x.hold_s)
-
-
-def _exact_copies(x: Inputs) -> CheckResult:
-    from synthpipe.validators.privacy import exact_copies
-
-    return exact_copies(x.real, x.synthetic, x.columns, x.config, x.holdout)
-
-
-def _distances(x: Inputs) -> list[CheckResult]:
-    from synthpipe.validators.privacy import distance_checks
-
-    return distance_checks(x.real, x.synthetic, x.columns, x.config, x.holdout)
-
-
-def _expectations(x: Inputs) -> CheckResult:
-    from synthpipe.validators.expectations import expectations_check
-
-    return expectations_check(x.real, x.synthetic, x.schema, x.config, x.holdout, x.synthetic_path)
-
+_SAMPLES = ("real_s", "syn_s")
+_TABLES = ("real", "synthetic")
 
 CHECKS: tuple[Check, ...] = (
-    Check("quality", _quality, "Fidelity", "quality_min", "higher"),
-    Check("diagnostic", _diagnostic, "Fidelity", "diagnostic_min", "higher"),
-    Check("holdout_log_likelihood", _likelihood, "Held-out likelihood", None, "higher", needs_likelihood=True),
-    Check("covariate_shift", _covariate_shift, "Dataset shift", "covariate_auc_max", "lower"),
-    Check("prior_shift", _prior_shift, "Dataset shift", "prior_tv_max", "lower", needs_target=True),
-    Check("concept_shift", _concept_shift, "Dataset shift", "concept_ratio_min", "higher", needs_target=True),
-    Check("privacy_exact_copies", _exact_copies, "Privacy", "exact_copy_max", "lower", coverage="all"),
-    Check("privacy_dcr", _distances, "Privacy", "dcr_ratio_min", "higher", needs_holdout=True,
+    Check("quality", _calls("fidelity", "quality_check", *_SAMPLES, "schema", "config"),
+          "Fidelity", "quality_min", "higher"),
+    Check("diagnostic", _calls("fidelity", "diagnostic_check", *_SAMPLES, "schema", "config"),
+          "Fidelity", "diagnostic_min", "higher"),
+    Check("holdout_log_likelihood", _calls("fidelity", "likelihood_check", "likelihood", "config"),
+          "Held-out likelihood", None, "higher", needs_likelihood=True),
+    Check("covariate_shift", _calls("shift", "covariate_shift", *_SAMPLES, "columns", "config"),
+          "Dataset shift", "covariate_auc_max", "lower"),
+    Check("prior_shift", _calls("shift", "prior_shift", *_SAMPLES, "target", "config"),
+          "Dataset shift", "prior_tv_max", "lower", needs_target=True),
+    Check("concept_shift", _calls("shift", "concept_shift", *_SAMPLES, "target", "features", "config", "hold_s"),
+          "Dataset shift", "concept_ratio_min", "higher", needs_target=True),
+    Check("privacy_exact_copies", _calls("privacy", "exact_copies", *_TABLES, "columns", "config", "holdout"),
+          "Privacy", "exact_copy_max", "lower", coverage="all"),
+    Check("privacy_dcr", _calls("privacy", "distance_checks", *_TABLES, "columns", "config", "holdout"),
+          "Privacy", "dcr_ratio_min", "higher", needs_holdout=True,
           also=(("privacy_membership", "membership_auc_max", "lower"),)),
-    Check("expectations", _expectations, "Expectations", "expectations_min", "higher", coverage="stream"),
+    Check("expectations",
+          _calls("expectations", "expectations_check", *_TABLES, "schema", "config", "holdout", "synthetic_path"),
+          "Expectations", "expectations_min", "higher", coverage="stream"),
 )
 
 

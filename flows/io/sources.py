@@ -110,27 +110,20 @@ def files_hash(plan: Plan, hashes: list[str] | None = None) -> str:
     return hashes[0] if plan.base is None else _combine_hashes(plan.files, hashes, plan.base)
 
 
-def read_table(
-    source: str | os.PathLike[str],
-    *,
-    format: str | None = None,
-    delimiter: str | None = None,
-    encoding: str | None = None,
-    table: str | None = None,
-    query: str | None = None,
-) -> tuple[pd.DataFrame, Provenance]:
+def read_table(source: str | os.PathLike[str], **where: str | None) -> tuple[pd.DataFrame, Provenance]:
     """Read a CSV file, a Parquet file, a directory of Parquet (or CSV) files, a glob, or SQL,
     whole (`synthpipe.flows.io.scan.scan_source` reads a source of any size in bounded memory).
 
-    `format` ("csv", "parquet" or "sql") overrides detection by suffix and content. For CSV the
+    `where` are `resolve_source`'s options (format, delimiter, encoding, table, query), as in
+    scan_source. `format` ("csv", "parquet" or "sql") overrides detection by suffix and content. For CSV the
     delimiter and encoding are sniffed unless given. A SQLAlchemy URL (anything with ``://``) or
     a ``.db/.sqlite/.sqlite3`` file is read with `synthpipe.flows.sql.read_sql` using `table` or
     `query`. The source is only ever read. Raises DataError (naming the file) for input that
     cannot be used and ConfigError for contradictory arguments.
     """
-    plan = resolve_source(source, format=format, delimiter=delimiter, encoding=encoding, table=table, query=query)
+    plan = resolve_source(source, **where)
     if plan.kind == "sql":
-        return _read_sql_source(plan.text, table=table, query=query)
+        return _read_sql_source(plan.text, table=plan.table, query=plan.query)
     text = plan.text
     if plan.kind == "csv":
         arrow, options, hashes = read_csv_files(plan.files, plan.delimiter, plan.encoding, text)
