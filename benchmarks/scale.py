@@ -414,8 +414,8 @@ def render(rows: pd.DataFrame, csv_name: str) -> str:
         f"git `{first['git']}`{' (**quick smoke run: figures are not meaningful**)' if bool(first.get('quick')) else ''}.",
         "",
         "| measure | source rows | workers | status | wall s | peak RSS MB (largest process) | peak RSS MB (all) "
-        "| processes | fit s / budget | ingest rows/s | emitted rows/s | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| processes | fit s / budget | quality | ingest rows/s | emitted rows/s | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in rows.iterrows():
         lines.append(
@@ -431,6 +431,7 @@ def render(rows: pd.DataFrame, csv_name: str) -> str:
                     _fmt(r.get("peak_rss_total_mb"), "{:,.0f}"),
                     _fmt(r.get("processes"), "{:.0f}"),
                     _fmt(r.get("fit_over_budget"), "{:.2f}"),
+                    _fmt(r.get("quality"), "{:.3f}"),
                     _fmt(r.get("ingest_rows_per_s"), "{:,.0f}"),
                     _fmt(r.get("emit_rows_per_s"), "{:,.0f}"),
                     str(r.get("message") or "").replace("|", "/")[:120] if r.get("status") != "ok" else "",
@@ -464,6 +465,13 @@ def ratios(rows: pd.DataFrame) -> list[str]:
     for _, r in runs.iterrows():
         out.append(
             f"fit s / budget at {int(r['n_rows']):,} rows: {r.get('fit_over_budget', float('nan')):.3f} [within 5%]"
+        )
+        out.append(f"GAN quality at {int(r['n_rows']):,} rows: {r.get('quality', float('nan')):.3f} [>= 0.8]")
+    for _, r in ok[ok["measure"] == "emit"].iterrows():
+        out.append(
+            f"emission per worker process, {int(r['workers'])} worker(s), {int(r['n_rows']):,}-row model: "
+            f"{r['emit_rows_per_s'] / max(int(r['workers']), 1):,.0f} rows/s [>= 60,000 per core], "
+            f"peak RSS {r['peak_rss_mb']:,.0f} MB [<= 1,536 MB per process]"
         )
     emits = ok[ok["measure"] == "emit"]
     for n_rows, group in emits.groupby("n_rows"):
