@@ -14,6 +14,8 @@ every column as a small vocabulary without rounding values to bin edges:
   contributes its probability mass. Likelihoods are densities with respect to Lebesgue measure
   plus counting measure on the atoms.
 - on a grid, frequent values become bins of one point, the same idea as atoms.
+- the outermost bins are split again at ever finer tail quantiles, so a heavy tail is not one
+  wide uniform bin (see `_tail_levels`).
 - a null is one more token.
 
 Bins are fitted on a bounded random subsample (`max_rows`), and the support is the union of the
@@ -35,6 +37,7 @@ from synthpipe.generators.schema import ColumnKind, ColumnSchema, check_magnitud
 
 DATETIME_UNIT_NS = {"D": 86_400 * 10**9, "s": 10**9, "ms": 10**6}
 FINEST_DATETIME_NS = 10**3  # datetimes with no coarser unit are modelled on a microsecond grid
+MIN_TAIL_ROWS = 5  # fitted rows a refined tail bin must still hold (see _tail_levels)
 MAX_GRID = 2.0**50  # decimal grids whose scaled values exceed this stay real (float64 exactness)
 
 
@@ -110,7 +113,7 @@ class BinnedColumn:
             atoms = np.sort(values[frequent])
         rest = u[~np.isin(u, atoms)]
         n_quantile_bins = max(n_bins - len(atoms), 1)
-        levels = np.linspace(0, 1, n_quantile_bins + 1)[1:-1]
+        levels = np.concatenate([np.linspace(0, 1, n_quantile_bins + 1)[1:-1], _tail_levels(n_quantile_bins, len(rest))])
         cuts = np.quantile(rest, levels) if len(rest) and len(levels) else np.zeros(0)
         if self.grid:  # a partition of the integers low..high into runs; every atom is a run of one
             edges = np.concatenate([[low, high + 1], np.round(cuts), atoms, atoms + 1])
@@ -357,6 +360,24 @@ class BinnedColumn:
             int(state["unit_ns"]),
             float(state["scale"]),
         )
+
+
+def _tail_levels(n_quantile_bins: int, n_rows: int) -> np.ndarray:
+    """Extra quantile levels that halve the outermost bins again and again (1/2, 1/4, ... of the
+    outer bin's share) while a bin still holds MIN_TAIL_ROWS fitted rows, at most n_bins // 4 a side.
+
+    Why: within a bin the value is uniform, and the outermost quantile bin of a heavy-tailed
+    column spans most of its range (wages: the top 2% of rows from 2,000 to 18,777). Uniform
+    draws there put far too many rows near the maximum, unrelated to the other columns, which
+    ruined every regression trained on such rows (train-synthetic-test-real R² below zero).
+    """
+    share, levels = 1.0 / n_quantile_bins, []
+    for _ in range(n_quantile_bins // 4):
+        share /= 2
+        if share * n_rows < MIN_TAIL_ROWS:
+            break
+        levels += [share, 1.0 - share]
+    return np.asarray(levels)
 
 
 def _ceil(x: float) -> int:
