@@ -402,6 +402,19 @@ def _last_line(text: str) -> str:
 # ---- CSV and docs ----------------------------------------------------------------------------
 
 
+# the table's number columns after measure, rows, workers and status, in order: (CSV key, format)
+NUMBER_COLUMNS = (
+    ("wall_s", "{:.1f}"),
+    ("peak_rss_mb", "{:,.0f}"),
+    ("peak_rss_total_mb", "{:,.0f}"),
+    ("processes", "{:.0f}"),
+    ("fit_over_budget", "{:.2f}"),
+    ("quality", "{:.3f}"),
+    ("ingest_rows_per_s", "{:,.0f}"),
+    ("emit_rows_per_s", "{:,.0f}"),
+)
+
+
 def render(rows: pd.DataFrame, csv_name: str) -> str:
     """The docs section: the measured figures, then the ratios the issue's targets are stated in."""
     first = rows.iloc[0]
@@ -426,14 +439,7 @@ def render(rows: pd.DataFrame, csv_name: str) -> str:
                     f"{int(r['n_rows']):,}",
                     _fmt(r.get("workers"), "{:.0f}"),
                     str(r.get("status")),
-                    _fmt(r.get("wall_s"), "{:.1f}"),
-                    _fmt(r.get("peak_rss_mb"), "{:,.0f}"),
-                    _fmt(r.get("peak_rss_total_mb"), "{:,.0f}"),
-                    _fmt(r.get("processes"), "{:.0f}"),
-                    _fmt(r.get("fit_over_budget"), "{:.2f}"),
-                    _fmt(r.get("quality"), "{:.3f}"),
-                    _fmt(r.get("ingest_rows_per_s"), "{:,.0f}"),
-                    _fmt(r.get("emit_rows_per_s"), "{:,.0f}"),
+                    *(_fmt(r.get(key), fmt) for key, fmt in NUMBER_COLUMNS),
                     str(r.get("message") or "").replace("|", "/")[:120] if r.get("status") != "ok" else "",
                 ]
             )
