@@ -137,6 +137,10 @@ def test_scale_tiles_and_measures_a_process_tree():
     assert result["peak_rss_mb"] >= 180
     timed_out = scale.run_monitored([sys.executable, "-c", "import time; time.sleep(30)"], 0.5, scale.REPO)
     assert timed_out["rc"] == "timeout"
+    # a tree past its memory cap is killed before it can take the machine down (SDV CTGAN at 1M rows)
+    hog = "import time; b = bytearray(400 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(30)"
+    capped = scale.run_monitored([sys.executable, "-c", hog], 60, scale.REPO, memory_cap_mb=200)
+    assert capped["rc"] == "memory" and capped["wall_s"] < 30
 
 
 @pytest.mark.slow
