@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-SAMPLE_ROWS = 50_000  # the pipeline's VALIDATION_ROWS
+from synthpipe.validators.config import SYNTHETIC_SAMPLE_ROWS as SAMPLE_ROWS
 
 
 def make_dataset(rows: int, directory: Path, part_rows: int = 100_000) -> None:

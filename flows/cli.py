@@ -21,9 +21,6 @@ from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
-# Synthetic rows `validate` samples for the classifier checks: what a run keeps
-# (pipeline.VALIDATION_ROWS; not imported, as that module imports Prefect).
-SYNTHETIC_SAMPLE_ROWS = 50_000
 
 
 class Terminated(KeyboardInterrupt):
@@ -213,9 +210,10 @@ def _validate(args: argparse.Namespace) -> int:
     import time
 
     from synthpipe.flows.io import atomic_directory
-    from synthpipe.flows.io.scan import scan_source
+    from synthpipe.flows.io.scan import as_parquet, scan_source
     from synthpipe.generators.schema import infer_schema
     from synthpipe.validators import run_validation
+    from synthpipe.validators.config import SYNTHETIC_SAMPLE_ROWS
     from synthpipe.validators.report import write_report
 
     started = time.perf_counter()
@@ -232,7 +230,7 @@ def _validate(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         checks = run_validation(
             real.train, synthetic.train, schema, holdout=holdout, target=args.target,
-            config={**config, "out_dir": str(stage)}, synthetic_path=_streamable(args.synthetic, Path(spool)),
+            config={**config, "out_dir": str(stage)}, synthetic_path=as_parquet(args.synthetic, Path(spool)),
         )
         run_info = {
             "source": real.provenance.to_dict(),
@@ -245,37 +243,6 @@ def _validate(args: argparse.Namespace) -> int:
         report = write_report(stage, checks, run_info, None)
     _print_verdict(report, out)
     return EXIT_OK if report["passed"] else EXIT_GATE
-
-
-def _streamable(source: str, spool: Path) -> Path:
-    """The synthetic table as a Parquet file or dataset directory the streaming checks can read:
-    itself when it is one; otherwise (CSV, a glob) copied batch by batch into `spool`, through
-    ingest's own readers."""
-    import pyarrow.parquet as pq
-
-    from synthpipe.flows.io.csv import BLOCK_BYTES, scan_passes
-    from synthpipe.flows.io.scan import open_reader
-    from synthpipe.flows.io.sources import resolve_source
-
-    plan = resolve_source(source)
-    path = Path(source).expanduser()
-    if plan.kind == "parquet" and (path.is_file() or path.is_dir()):
-        return path
-    reader, _ = open_reader(plan, 65_536, BLOCK_BYTES)
-    target = spool / "part-0.parquet"
-
-    def copy(batches: Any) -> Path:
-        writer = None
-        try:
-            for batch in batches:
-                writer = writer or pq.ParquetWriter(target, batch.schema)
-                writer.write_batch(batch)
-        finally:
-            if writer is not None:
-                writer.close()
-        return target
-
-    return scan_passes(reader, copy)
 
 
 def _disk_full(exc: BaseException | None) -> bool:

@@ -34,11 +34,11 @@ from synthpipe.generators.profile import TableProfile
 from synthpipe.generators.schema import TableSchema, infer_schema
 from synthpipe.generators.seeding import SeedStream
 from synthpipe.generators.splits import split_rows
+from synthpipe.validators.config import SYNTHETIC_SAMPLE_ROWS
 
 one_line_user_errors()  # a SynthpipeError in a task is one line in the run's logs, no traceback
 
-# Rows kept in memory from the emitted table for validation; validators subsample anyway.
-VALIDATION_ROWS = 50_000
+VALIDATION_ROWS = SYNTHETIC_SAMPLE_ROWS  # rows of the emitted table kept in memory for validation
 
 
 def _retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:

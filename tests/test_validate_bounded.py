@@ -35,7 +35,7 @@ def test_validate_streams_every_synthetic_row_and_samples_the_rest(tmp_path, mon
     (tmp_path / "syn").mkdir()
     synthetic.iloc[:1_200].to_parquet(tmp_path / "syn" / "part-0.parquet", index=False)
     synthetic.iloc[1_200:].to_parquet(tmp_path / "syn" / "part-1.parquet", index=False)
-    monkeypatch.setattr("synthpipe.flows.cli.SYNTHETIC_SAMPLE_ROWS", 500)  # a bounded synthetic sample
+    monkeypatch.setattr("synthpipe.validators.config.SYNTHETIC_SAMPLE_ROWS", 500)  # a bounded synthetic sample
 
     checks_cfg = ["--real", str(tmp_path / "real.csv"), "--synthetic", str(tmp_path / "syn")]
     main(["validate", *checks_cfg, "--out", str(tmp_path / "v")])

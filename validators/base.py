@@ -168,3 +168,10 @@ def in_limited_threads(check: Callable[P, R]) -> Callable[P, R]:
 def jsonable(value: Any) -> Any:
     """Strict JSON (NaN and infinities become None): `generators.serialize.to_jsonable` with `finite`."""
     return to_jsonable(value, finite=True)
+
+
+def naive_utc(value: Any) -> pd.Timestamp:
+    """A datetime (a Timestamp, or ISO text with or without an offset) as a naive UTC instant: how
+    the checks compare datetimes of aware and naive columns, and bounds read back from JSON."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp

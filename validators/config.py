@@ -16,6 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Rows of the synthetic output kept in memory for the sample-based checks (classifiers, sdmetrics),
+# in a run and in `synthpipe validate`; the whole-output checks stream every row instead.
+SYNTHETIC_SAMPLE_ROWS = 50_000
+
 
 class ValidationConfig(BaseModel):
     """Which checks run, and the gate of each."""

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.profile import ColumnProfile, TableProfile
+from synthpipe.validators.base import naive_utc
 from synthpipe.validators.stats import adjust_pvalues, total_variation
 
 Correction = Literal["bh", "holm"]
@@ -255,10 +256,9 @@ def _ordered(value: Any) -> Any:
     if value is None or isinstance(value, int | float | Decimal):
         return value
     try:
-        stamp = pd.Timestamp(value)
+        return naive_utc(value)
     except (TypeError, ValueError):
         return None
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 def numeric(series: pd.Series) -> np.ndarray:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from synthpipe.generators.errors import ConfigError
 from synthpipe.generators.schema import ColumnKind, TableSchema, infer_schema
-from synthpipe.validators.base import CheckResult, jsonable
+from synthpipe.validators.base import CheckResult, jsonable, naive_utc
 from synthpipe.validators.config import ValidationConfig
 
 SUITE_NAME = "synthpipe_source_profile"
@@ -142,7 +142,7 @@ def suite_dict(real: pd.DataFrame, schema: TableSchema | None = None, config: Va
                                     column=name, min_value=sd / 2, max_value=sd * 2))
         elif kind == ColumnKind.DATETIME and len(values):
             as_dt = pd.to_datetime(values, errors="coerce", format="mixed")
-            lo, hi = _widened(as_dt.min(), as_dt.max(), column.min, column.max, _naive_utc)
+            lo, hi = _widened(as_dt.min(), as_dt.max(), column.min, column.max, naive_utc)
             meta_tz = f" (source time zone {column.timezone}; compared in UTC)" if column.timezone else ""
             exps.append(_expect("expect_column_values_to_be_between", "datetimes within the source's range" + meta_tz,
                                 column=name, min_value=lo.isoformat(), max_value=hi.isoformat()))
@@ -173,12 +173,6 @@ def _widened(lo: Any, hi: Any, schema_lo: Any, schema_hi: Any, convert: Any) -> 
     if schema_hi is not None:
         hi = max(hi, convert(schema_hi))
     return lo, hi
-
-
-def _naive_utc(value: Any) -> pd.Timestamp:
-    """A schema bound (ISO text, maybe with an offset) as GX sees the column: naive UTC."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
 
 
 def _value_set(known: list[Any] | None, values: pd.Series) -> list[Any]:

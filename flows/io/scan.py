@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,6 +155,33 @@ class _Head:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         return self.reader.batches(max_batches=1)
+
+
+def as_parquet(source: str, spool: Path) -> Path:
+    """`source` as a Parquet file or dataset directory for readers that stream Parquet only (the
+    whole-output checks of `synthpipe validate`): itself when it is one; otherwise (CSV, a glob)
+    copied batch by batch into `spool`, through ingest's own readers, in bounded memory."""
+    import pyarrow.parquet as pq
+
+    plan = resolve_source(source)
+    path = Path(source).expanduser()
+    if plan.kind == "parquet" and (path.is_file() or path.is_dir()):
+        return path
+    reader, _ = open_reader(plan, 65_536, BLOCK_BYTES)
+    target = spool / "part-0.parquet"
+
+    def copy(batches: Iterator[pa.RecordBatch]) -> Path:
+        writer = None
+        try:
+            for batch in batches:
+                writer = writer or pq.ParquetWriter(target, batch.schema)
+                writer.write_batch(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        return target
+
+    return scan_passes(reader, copy)
 
 
 def open_reader(plan: Plan, batch_rows: int, block_bytes: int) -> tuple[Any, list[str] | None]:
