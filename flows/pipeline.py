@@ -338,12 +338,7 @@ def synthpipe_run(config: dict[str, Any]) -> dict[str, Any]:
             "conditions": metadata["conditions"],
             "balance": cfg.balance,
             "model": model_info,
-            "training": {
-                "epochs_run": len(model.history_.get("epoch", [])),
-                "best_epoch": getattr(model, "best_epoch_", None),
-                "stopped_early": getattr(model, "stopped_early_", False),
-                "warnings": list(getattr(model, "warnings_", [])),
-            },
+            "training": model.training_summary(),
             "timings": timings,
         }
         if cfg.registry and not model_info["reused"]:

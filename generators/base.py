@@ -31,9 +31,10 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file
 
-from synthpipe.generators import model_files
+from synthpipe.generators import copy_guard, model_files
 from synthpipe.generators.codec import RowCodec
 from synthpipe.generators.conditions import Conditions, from_units
+from synthpipe.generators.copy_guard import CopyGuard
 from synthpipe.generators.errors import ConfigError, DataError, ModelError
 from synthpipe.generators.mode_codec import ModeSpecificCodec
 from synthpipe.generators.schema import ColumnKind, TableSchema, infer_schema
@@ -70,6 +71,9 @@ class TrainConfig:
     max_categories: int = 500  # categories beyond this are folded into one "other" class
     max_modes: int = 10  # Gaussian-mixture modes per continuous column
     max_fit_rows: int = 20_000  # rows used to fit the mixture of each continuous column
+    # each validation also counts generated rows identical to a training row (generators/copy_guard.py):
+    # weights over the natural rate are never kept, and two such validations in a row end training
+    copy_guard: bool = True
 
 
 # A parameter check: (parameter name, predicate on the whole config, what the value must be).
@@ -187,6 +191,7 @@ class BaseGenerator:
                 self._fit_preprocessing(train)
             self.train_ = self._encode_rows(train)
             self.val_ = self._encode_rows(val) if len(val) else None
+            self._guard = CopyGuard(train, val, self.schema_) if cfg.copy_guard and len(val) else None
             self.n_train_ = len(train)
             self._build()
             self.history_: dict[str, Any] = {}
@@ -197,7 +202,7 @@ class BaseGenerator:
             try:
                 self._train(*position)
             finally:
-                del self.train_, self.val_
+                del self.train_, self.val_, self._guard
         return self
 
     def sample(
@@ -334,7 +339,7 @@ class BaseGenerator:
 
     def _batches_per_pass(self) -> int:
         """Steps in one pass over the training rows (the default epoch length on small tables)."""
-        return len(_pass_sizes(self.n_train_, self.config.batch_size))
+        return len(_pass_sizes(self.n_train_, self.step_rows()))
 
     def _validation_loss(self) -> float:
         """A cheap held-out score, lower is better, used for early stopping."""
@@ -387,7 +392,7 @@ class BaseGenerator:
         stepwise = type(self)._train_step is not BaseGenerator._train_step
         steps = self._steps_per_epoch() if stepwise else 0
         self.steps_per_epoch_ = steps or None
-        best = self._best
+        best, strikes, best_over = self._best, 0, False
         with _progress(cfg.progress, cfg.epochs, start_epoch, self.name) as advance:
             for epoch in range(start_epoch, cfg.epochs):
                 for module in self._modules().values():
@@ -418,10 +423,21 @@ class BaseGenerator:
                     with torch.no_grad():
                         metrics["val_loss"] = float(self._validation_loss())
                     metrics.update(self._monitor())
-                    if metrics["val_loss"] < best["score"] - cfg.min_delta:
+                    copies_over = self._check_copies(metrics)
+                    improved = metrics["val_loss"] < best["score"] - cfg.min_delta
+                    # weights over the copy limit are kept only while there are no others
+                    if best["modules"] is None or not copies_over and (improved or best_over):
                         best.update(score=metrics["val_loss"], stale=0, epoch=epoch, modules=self._snapshot())
+                        best_over = copies_over
                     else:
                         best["stale"] += 1
+                    strikes = strikes + 1 if copies_over else 0  # not checkpointed: a resumed run starts at 0
+                    if strikes >= copy_guard.STRIKES and best["modules"] is not None:
+                        self.stopped_early_ = True
+                        self.history_["stop"] = {"reason": "copies", "epoch": epoch}
+                        self._record(epoch, metrics)
+                        advance(metrics)
+                        break
                 self._record(epoch, metrics)
                 advance(metrics)
                 if cfg.checkpoint_dir and cut is None and ((epoch + 1) % cfg.checkpoint_every == 0 or last or out_of_time):
@@ -446,6 +462,37 @@ class BaseGenerator:
         for module in self._modules().values():
             module.eval()
         self.fit_seconds_ = time.perf_counter() - started
+
+    def training_summary(self) -> dict[str, Any]:
+        """How training went, for reports: epochs, the kept epoch, why it stopped, warnings."""
+        history = getattr(self, "history_", {}) or {}
+        stop = history.get("stop") or {}
+        summary = {
+            "epochs_run": len(history.get("epoch", [])),
+            "best_epoch": getattr(self, "best_epoch_", None),
+            "stopped_early": getattr(self, "stopped_early_", False),
+            "stop_reason": stop.get("reason", "epochs" if history.get("epoch") else None),
+            "warnings": list(getattr(self, "warnings_", [])),
+        }
+        rates, limits = history.get("copy_rate", []), history.get("copy_limit", [])
+        if stop.get("reason") == "copies" and rates:
+            summary["stop_note"] = (
+                f"stopped on the copy guard (a privacy signal): {rates[-1]:.1%} of generated rows copied a "
+                f"training row against a limit of {limits[-1]:.1%} (the natural rate plus sampling error) at "
+                f"{copy_guard.STRIKES} validations in a row; the weights kept are from epoch "
+                f"{summary['best_epoch']}, the best validated one under the limit where there is one"
+            )
+        return summary
+
+    def _check_copies(self, metrics: dict[str, float]) -> bool:
+        """Record the guard's copy rate and limit in `metrics`; whether the rate is over the limit."""
+        guard = getattr(self, "_guard", None)
+        if guard is None:
+            return False
+        seed = derive_seed(self.config.seed, SeedStream.VALIDATION_NOISE, 1)
+        rate, limit = guard.check(self.sample(copy_guard.GUARD_ROWS, seed=seed))
+        metrics["copy_rate"], metrics["copy_limit"] = rate, limit
+        return rate > limit
 
     def _out_of_time(self, started: float) -> bool:
         budget = self.config.time_budget_s
@@ -482,13 +529,18 @@ class BaseGenerator:
     def batch(self, step: int) -> torch.Tensor:
         """Row indices of training step `step`: successive shuffled passes over the training rows,
         pass p shuffled from its own seed, so a resumed run needs only the step number."""
-        sizes = _pass_sizes(self.n_train_, self.config.batch_size)
+        rows = self.step_rows()
+        sizes = _pass_sizes(self.n_train_, rows)
         p, b = divmod(step, len(sizes))
         if getattr(self, "_pass", (None,))[0] != p:
             g = torch.Generator().manual_seed(derive_seed(self.config.seed, SeedStream.TRAIN_TORCH, 2, p))
             self._pass = (p, torch.randperm(self.n_train_, generator=g).to(self.device_))
-        start = b * self.config.batch_size
+        start = b * rows
         return self._pass[1][start : start + sizes[b]]
+
+    def step_rows(self) -> int:
+        """Training rows per step of `batch` (families may cap batch_size by the table's size)."""
+        return self.config.batch_size
 
     def batches(self, n_rows: int, batch_size: int) -> Iterator[torch.Tensor]:
         """Shuffled index batches over the training rows, drawn on the device (a whole epoch)."""

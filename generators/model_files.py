@@ -78,6 +78,7 @@ PARAM_BOUNDS: dict[str, tuple[int, int]] = {
     "discriminator_steps": (1, 1_000),
     "monitor_rows": (1, 10**7),
     "max_rejection_rounds": (0, 10**6),
+    "min_steps_per_pass": (1, 10**7),
 }
 MAX_LAYERS = 64  # entries of a list of layer widths (hidden_dims, generator_dims, ...)
 _DEVICE = re.compile(r"^(auto|cpu|cuda|mps)(:\d{1,3})?$")

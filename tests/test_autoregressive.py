@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from synthpipe.generators import get_generator_class
-from synthpipe.generators.autoregressive import ARTransformer, AutoregressiveTransformer
+from synthpipe.generators.autoregressive import ARTransformer, AutoregressiveTransformer, causal_attention
 from synthpipe.generators.base import BaseGenerator
 from synthpipe.generators.errors import ConfigError
 from synthpipe.generators.schema import infer_schema
@@ -212,3 +212,31 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
     assert resumed.history_["epoch"] == [0, 1, 2, 3]
     np.testing.assert_allclose(resumed.log_likelihood(data), straight.log_likelihood(data), rtol=1e-5)
     pd.testing.assert_frame_equal(resumed.sample(50, seed=1), straight.sample(50, seed=1))
+
+
+def test_grouped_heads_give_each_columns_own_softmax():
+    """Heads are batched per group of similar vocabularies (3 and 5 share width 8, 9 and 20 do
+    not): every column's log-probabilities must equal a softmax over that column's logits only."""
+    torch.manual_seed(0)
+    sizes = [3, 5, 9, 20, 2]
+    net = ARTransformer(sizes, d_model=16, n_layers=1, n_heads=2, dropout=0.0).eval()
+    assert sorted(len(columns) for columns, _, _ in net.head_groups) == [1, 1, 3]
+    tokens = torch.stack([torch.randint(0, v, (7,)) for v in sizes], dim=1)
+    frac, order = torch.rand(7, 5), torch.rand(7, 5).argsort(dim=1)
+    with torch.no_grad():
+        got = net.token_log_probs(tokens, frac, order)
+        hidden = net(tokens, frac, order)
+        at = order.argsort(dim=1)  # the position that predicts each column
+        for c in range(len(sizes)):
+            h = hidden[torch.arange(7), at[:, c]]
+            want = torch.log_softmax(net.column_logits(h, c), dim=-1).gather(1, tokens[:, c : c + 1]).squeeze(1)
+            torch.testing.assert_close(got[:, c], want, atol=1e-5, rtol=1e-5)
+
+
+def test_written_out_bf16_attention_matches_the_fused_kernel():
+    """The CPU bf16 path of causal_attention (three products) computes what SDPA computes."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 6, 8) for _ in range(3))
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    got = causal_attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
+    torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)

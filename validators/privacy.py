@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from synthpipe.generators.copy_guard import copy_limit
 from synthpipe.generators.schema import ColumnSchema
 from synthpipe.validators.base import NEEDS_HOLDOUT, CheckResult, in_limited_threads, not_applicable
 from synthpipe.validators.config import ValidationConfig
@@ -43,8 +44,6 @@ def exact_copies(
     same thing). The threshold is natural rate + `exact_copy_max` + the one-sided sampling error
     of the two rates at `alpha`.
     """
-    from scipy.stats import norm
-
     name = "privacy_exact_copies"
     if not columns:
         return not_applicable(name, "no comparable non-ID columns", "lower")
@@ -59,9 +58,7 @@ def exact_copies(
         natural_flags = pd.Series(train_keys).duplicated(keep=False).to_numpy()
         natural_source = "training rows identical to another training row"
     natural = float(natural_flags.mean()) if len(natural_flags) else 0.0
-    z = float(norm.ppf(1 - config.alpha))
-    noise = z * np.sqrt(rate * (1 - rate) / max(1, len(copied)) + natural * (1 - natural) / max(1, len(natural_flags)))
-    threshold = natural + config.exact_copy_max + float(noise)
+    threshold = copy_limit(rate, len(copied), natural, len(natural_flags), config.alpha, config.exact_copy_max)
     rng = np.random.default_rng(config.seed + 40)
     interval = bootstrap(lambda a: float(a.mean()), [copied.astype(float)], config.bootstrap_reps, rng, config.confidence) \
         if config.bootstrap_reps and len(copied) < 200_000 else None
