@@ -253,8 +253,8 @@ def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
         f"- Libraries: synthpipe {first['v_synthpipe']}, torch {first['v_torch']}, sdv {first['v_sdv']} "
         f"(ctgan {first['v_ctgan']}, rdt {first['v_rdt']}), sdmetrics {first['v_sdmetrics']}, "
         f"scikit-learn {first['v_scikit_learn']}, pandas {first['v_pandas']}, Python {first['python']}",
-        f"- Seeds: {', '.join(str(s) for s in seeds)} (mean ± std over seeds below); batch size "
-        f"{int(first['batch_size'])}; equal-work epochs {_epochs(runs)}; equal budget {_budget(runs)} s "
+        f"- Seeds: {', '.join(str(s) for s in seeds)} (mean ± std over seeds below); equal-work batch size "
+        f"{int(first['batch_size'])} (under a budget each system uses its own default); equal-work epochs {_epochs(runs)}; equal budget {_budget(runs)} s "
         "of training per system" + _marks_note(runs),
     ]
     peer_versions = sorted(str(v) for v in runs.get("peer_version", pd.Series(dtype=str)).dropna().unique())

@@ -9,7 +9,7 @@ synthetic tables, write the CSV and regenerate docs/BENCHMARKS.md.
 
 Equal work: every neural system trains exactly --epochs epochs at --batch-size with matched
 network widths (synthpipe's early stopping is off). Equal budget: synthpipe trains under
-`time_budget_s=--budget` (early stopping on); SDV's CTGAN/TVAE epoch loop is ended once the
+`time_budget_s=--budget` (early stopping on, its own default batch size); SDV's CTGAN/TVAE epoch loop is ended once the
 budget has passed (see systems.EpochLoop). GaussianCopula has no epochs: it is fitted once and
 its row appears under both comparisons. Time to quality (opt-in): AUC and quality after each of
 --marks seconds of training; synthpipe trains once and is saved at each mark (snapshots.py), the

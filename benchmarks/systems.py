@@ -230,14 +230,9 @@ class SynthpipeSystem:
         from synthpipe.generators.transforms import TableEncoder
 
         cls = get_generator_class(self.generator)
-        params: dict[str, Any] = {
-            "batch_size": job.batch_size,
-            "seed": job.seed,
-            "device": job.device,
-            "progress": False,
-        }
-        if job.comparison == "equal_work":  # exactly `epochs` epochs: no early stop, no budget
-            params.update(epochs=job.epochs, patience=0)
+        params: dict[str, Any] = {"seed": job.seed, "device": job.device, "progress": False}
+        if job.comparison == "equal_work":  # exactly `epochs` epochs at the shared batch: no early stop, no budget
+            params.update(epochs=job.epochs, patience=0, batch_size=job.batch_size)
         elif job.marks:  # time to quality: one run to the last mark, no early stop, snapshots
             params.update(epochs=EPOCH_CAP, time_budget_s=max(job.marks), patience=0)
         else:  # the budget is the limit; early stopping may end sooner

@@ -43,6 +43,7 @@ from synthpipe.generators.ar_codec import ConditionPlan, SampledRows, TokenCodec
 from synthpipe.generators.ar_sampling import Sampler
 from synthpipe.generators.base import BaseGenerator, Check, TrainConfig
 from synthpipe.generators.dropout import FastDropout
+from synthpipe.generators.dropout import dropout as drop
 from synthpipe.generators.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
@@ -53,16 +54,15 @@ from synthpipe.generators.errors import ConfigError
 class SelfAttention(nn.Module):
     """Causal multi-head self-attention; with a key/value cache it processes one new position.
 
-    Attention probabilities are not dropped (only the residual branches are): with a dropout
-    probability, torch's CPU attention falls back to an explicit softmax plus a Bernoulli draw
-    per score, and the scores grow with the square of the column count.
+    Attention probabilities are dropped too (as before the speed work: without it the demo's
+    model over-produced its most common rows and failed the exact-copy gate, 17.5% against 17.0%).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
-        self.n_heads = n_heads
+        self.n_heads, self.dropout = n_heads, dropout
         self.resid_drop = FastDropout(dropout)
 
     def forward(
@@ -73,7 +73,7 @@ class SelfAttention(nn.Module):
             t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in self.qkv(x).split(d, dim=2)
         )
         if cache is None:
-            y = causal_attention(q, k, v)
+            y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
         else:  # one new position: it may attend to every cached one and to itself
             keys, values = cache
             keys[:, :, pos : pos + T] = k
@@ -82,17 +82,19 @@ class SelfAttention(nn.Module):
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, d)))
 
 
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal attention over [B, H, T, hd]. In bf16 on the CPU, torch's fused kernel is 4-7x slower
-    than three batched products for the short sequences here (one position per column: 1024 rows,
-    fwd+bwd, 10 columns 56 -> 14 ms, 55 columns 716 -> 97 ms per layer), so that case is written out;
-    float32 and CUDA keep the fused kernel."""
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+    """Causal attention over [B, H, T, hd], attention probabilities dropped at `dropout`. In bf16 on
+    the CPU, torch's fused kernel is 4-7x slower than three batched products for the short
+    sequences here (one position per column: 1024 rows, fwd+bwd, 10 columns 56 -> 14 ms, 55 columns
+    716 -> 97 ms per layer), so that case is written out, with the packed-bit masks of
+    generators/dropout.py; float32 and CUDA keep the fused kernel."""
     if q.device.type != "cpu" or q.dtype != torch.bfloat16:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
     B, H, T, hd = q.shape
     mask = torch.full((T, T), -math.inf, dtype=q.dtype, device=q.device).triu_(1)
     scores = torch.baddbmm(mask, q.reshape(B * H, T, hd), k.reshape(B * H, T, hd).transpose(1, 2), alpha=hd**-0.5)
-    return torch.bmm(scores.softmax(dim=-1), v.reshape(B * H, T, hd)).view(B, H, T, hd)
+    probs = drop(scores.softmax(dim=-1), dropout, dropout > 0)
+    return torch.bmm(probs, v.reshape(B * H, T, hd)).view(B, H, T, hd)
 
 
 class Block(nn.Module):

@@ -489,8 +489,16 @@ class BaseGenerator:
         guard = getattr(self, "_guard", None)
         if guard is None:
             return False
+        # one block of GUARD_ROWS rows, not sample()'s whole 8,192-row blocks: the guard runs at every validation
         seed = derive_seed(self.config.seed, SeedStream.VALIDATION_NOISE, 1)
-        rate, limit = guard.check(self.sample(copy_guard.GUARD_ROWS, seed=seed))
+        if type(self)._sample_block is BaseGenerator._sample_block:  # a family with the former hooks
+            rows = self.sample(copy_guard.GUARD_ROWS, seed=seed)
+        else:
+            with torch.no_grad():
+                generator = torch.Generator(device=self.device_).manual_seed(seed)
+                encoded = self._sample_block(copy_guard.GUARD_ROWS, generator, None)
+            rows = self.codec_.decode(encoded, numpy_rng(seed, SeedStream.SAMPLE_DECODE, 0), 0)
+        rate, limit = guard.check(rows)
         metrics["copy_rate"], metrics["copy_limit"] = rate, limit
         return rate > limit
 

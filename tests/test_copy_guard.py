@@ -43,11 +43,13 @@ def test_training_stops_when_generated_rows_copy_more_than_real_rows_do():
     assert unguarded.training_summary()["stop_reason"] == "epochs"
 
 
-def test_natural_rate_pools_validation_matches_and_training_duplicates():
+def test_only_once_seen_training_rows_count_and_the_natural_rate_is_pooled():
     train = pd.DataFrame({"a": ["x", "x", "y", "z"], "b": [1, 1, 2, 3]})
     val = pd.DataFrame({"a": ["y", "q"], "b": [2, 9]})
     guard = CopyGuard(train, val, infer_schema(train))
-    # validation: 1 of 2 rows is a training row; training: 2 of 4 rows have a duplicate
+    # validation: 1 of 2 rows is a once-seen training row; training, leaving each row out: the
+    # two ("x", 1) rows would each be one, the two singletons would not
     assert guard.natural == 3 / 6 and guard.n_natural == 6
+    # ("x", 1) occurs twice in training, so generating it is no copy; ("y", 2) is one
     rate, limit = guard.check(pd.DataFrame({"a": ["x", "q", "q", "y"], "b": [1, 9, 8, 2]}))
-    assert rate == 0.5 and limit > guard.natural
+    assert rate == 0.25 and limit > guard.natural

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthpipe.generators.row_keys import row_keys
 from synthpipe.generators.schema import infer_schema
 from synthpipe.validators.config import ValidationConfig
-from synthpipe.validators.encoding import compared_columns, row_keys
+from synthpipe.validators.encoding import compared_columns
 from synthpipe.validators.privacy import distance_checks, exact_copies
 
 FAST = ValidationConfig(bootstrap_reps=50)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthpipe.generators.row_keys import NUMERIC_KINDS, labels, numeric_values
 from synthpipe.generators.schema import ColumnKind, TableSchema
 from synthpipe.validators.base import CheckResult
 from synthpipe.validators.config import ValidationConfig
-from synthpipe.validators.encoding import NUMERIC_KINDS, labels, numeric_values
 from synthpipe.validators.stats import bootstrap_mean, percentile_interval
 
 _SDTYPE = {
@@ -25,7 +25,7 @@ _SDTYPE = {
     ColumnKind.INTEGER: "numerical",
     ColumnKind.DATETIME: "datetime",
     ColumnKind.CATEGORICAL: "categorical",
-    ColumnKind.BOOLEAN: "categorical",  # labels are canonical strings, see encoding.labels
+    ColumnKind.BOOLEAN: "categorical",  # labels are canonical strings, see generators/row_keys.labels
     ColumnKind.CONSTANT: "categorical",
     ColumnKind.ID: "id",
 }

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from synthpipe.generators.row_keys import is_numeric, labels, numeric_values
 from synthpipe.generators.schema import ColumnSchema
-from synthpipe.validators.encoding import OTHER_LABEL, is_numeric, labels, numeric_values
+from synthpipe.validators.encoding import OTHER_LABEL
 
 MAX_BARS = 12
 MAX_HEATMAP_COLUMNS = 30

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from synthpipe.generators.copy_guard import copy_limit
+from synthpipe.generators.row_keys import row_keys
 from synthpipe.generators.schema import ColumnSchema
 from synthpipe.validators.base import NEEDS_HOLDOUT, CheckResult, in_limited_threads, not_applicable
 from synthpipe.validators.config import ValidationConfig
-from synthpipe.validators.encoding import distance_features, row_keys, subsample
+from synthpipe.validators.encoding import distance_features, subsample
 from synthpipe.validators.stats import auc_from_scores, bootstrap, bootstrap_auc
 
 

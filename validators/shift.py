@@ -18,17 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from synthpipe.generators.row_keys import is_numeric, labels, numeric_values
 from synthpipe.generators.schema import ColumnKind, ColumnSchema
 from synthpipe.validators.base import CheckResult, gate, in_limited_threads, not_applicable
 from synthpipe.validators.config import ValidationConfig
 from synthpipe.validators.drift import CORRECTION_NAMES, correct, counts_test, ks_test
-from synthpipe.validators.encoding import (
-    CategoryMap,
-    is_numeric,
-    labels,
-    numeric_values,
-    ordinal_features,
-)
+from synthpipe.validators.encoding import CategoryMap, ordinal_features
 from synthpipe.validators.stats import (
     auc_from_scores,
     auc_null_pvalue,
