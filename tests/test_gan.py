@@ -188,7 +188,7 @@ def test_invalid_parameters_are_named(mixed_table: pd.DataFrame) -> None:
     with pytest.raises(ConfigError, match="loss"):
         small(loss="hinge").fit(mixed_table)
     with pytest.raises(ConfigError, match="multiple of pac"):
-        small(batch_size=103).fit(mixed_table)
+        small(batch_size=105).fit(mixed_table)
     with pytest.raises(ConfigError, match="generator_residual"):
         small(generator_residual="dense").fit(mixed_table)
 
