@@ -71,8 +71,9 @@ class TrainConfig:
     max_categories: int = 500  # categories beyond this are folded into one "other" class
     max_modes: int = 10  # Gaussian-mixture modes per continuous column
     max_fit_rows: int = 20_000  # rows used to fit the mixture of each continuous column
-    # each validation also counts generated rows identical to a training row (generators/copy_guard.py):
-    # weights over the natural rate are never kept, and two such validations in a row end training
+    # each validation also counts generated rows identical to a once-seen training row
+    # (generators/copy_guard.py): weights over the natural rate are not kept, and two such
+    # validations in a row end training
     copy_guard: bool = True
 
 
@@ -478,7 +479,7 @@ class BaseGenerator:
         if stop.get("reason") == "copies" and rates:
             summary["stop_note"] = (
                 f"stopped on the copy guard (a privacy signal): {rates[-1]:.1%} of generated rows copied a "
-                f"training row against a limit of {limits[-1]:.1%} (the natural rate plus sampling error) at "
+                f"once-seen training row against a limit of {limits[-1]:.1%} (the natural rate plus sampling error) at "
                 f"{copy_guard.STRIKES} validations in a row; the weights kept are from epoch "
                 f"{summary['best_epoch']}, the best validated one under the limit where there is one"
             )
