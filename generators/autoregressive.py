@@ -135,11 +135,20 @@ class ARTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, max(self.bos, 1))
         self.n_heads = n_heads
-        self.head_groups = _head_groups(self.vocab_sizes, starts[:-1])
-        for g, (columns, rows, pad) in enumerate(self.head_groups):
+        groups = _head_groups(self.vocab_sizes, starts[:-1])
+        self.n_head_groups = len(groups)
+        for g, (columns, rows, pad) in enumerate(groups):  # buffers: they follow .to(device)
             self.register_buffer(f"head_columns_{g}", columns, persistent=False)
             self.register_buffer(f"head_rows_{g}", rows, persistent=False)
             self.register_buffer(f"head_pad_{g}", pad, persistent=False)
+
+    @property
+    def head_groups(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(column indices, head rows, -inf padding) of each group, on the model's device."""
+        return [
+            tuple(getattr(self, f"head_{what}_{g}") for what in ("columns", "rows", "pad"))
+            for g in range(self.n_head_groups)
+        ]
 
     def embed(
         self, prev_token: torch.Tensor, prev_col: torch.Tensor, prev_frac: torch.Tensor, target_col: torch.Tensor
@@ -173,8 +182,7 @@ class ARTransformer(nn.Module):
         position = order.argsort(dim=1).unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
         hidden = hidden.gather(1, position)  # [B, C, d]: the position that predicts each column
         out = torch.empty(tokens.shape, dtype=torch.float32, device=tokens.device)
-        for g in range(len(self.head_groups)):
-            columns, rows, pad = (getattr(self, f"head_{what}_{g}") for what in ("columns", "rows", "pad"))
+        for columns, rows, pad in self.head_groups:
             weight, bias = self.head.weight[rows], self.head.bias[rows]  # [Cg, W, d], [Cg, W]
             h = hidden[:, columns].transpose(0, 1)  # [Cg, B, d]
             logits = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))

@@ -34,7 +34,6 @@ from safetensors.torch import save_file
 from synthpipe.generators import copy_guard, model_files
 from synthpipe.generators.codec import RowCodec
 from synthpipe.generators.conditions import Conditions, from_units
-from synthpipe.generators.copy_guard import CopyGuard
 from synthpipe.generators.errors import ConfigError, DataError, ModelError
 from synthpipe.generators.mode_codec import ModeSpecificCodec
 from synthpipe.generators.schema import ColumnKind, TableSchema, infer_schema
@@ -192,7 +191,7 @@ class BaseGenerator:
                 self._fit_preprocessing(train)
             self.train_ = self._encode_rows(train)
             self.val_ = self._encode_rows(val) if len(val) else None
-            self._guard = CopyGuard(train, val, self.schema_) if cfg.copy_guard and len(val) else None
+            self._guard = copy_guard.CopyGuard(train, val, self.schema_) if cfg.copy_guard and len(val) else None
             self.n_train_ = len(train)
             self._build()
             self.history_: dict[str, Any] = {}

@@ -9,6 +9,8 @@ The bits come from torch's global generator, which `BaseGenerator.fit` seeds, so
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 _LEVELS = 1 << 16
@@ -16,9 +18,7 @@ _LEVELS = 1 << 16
 
 def keep_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """0 where dropped (probability p), 1/(1-p) where kept, of `shape` and `dtype`."""
-    n = 1
-    for size in shape:
-        n *= size
+    n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), 2**63 - 1)
     bits = words.view(torch.int16)[:n].view(shape)
     keep = bits >= round(p * _LEVELS) - _LEVELS // 2
