@@ -73,6 +73,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--job-timeout", type=float, default=None, help="seconds before a training process is killed"
     )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a synthpipe Config field for every synthpipe system that has it (repeatable; VALUE is JSON, "
+        "or a plain string); recorded in the CSV's net column",
+    )
     p.add_argument("--quick", action="store_true", help=f"CI smoke: {QUICK} unless given explicitly")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="folder for the CSV")
     p.add_argument("--docs", type=Path, default=REPO / "docs", help="folder for BENCHMARKS.md and plots")
@@ -82,12 +90,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for key, value in QUICK.items():
             if f"--{key.replace('_', '-')}" not in given:
                 setattr(args, key, value)
+    args.params = parse_params(p, args.param)
     if args.max_rows == 0:
         args.max_rows = None
     if args.job_timeout is None:
         args.job_timeout = max(1800.0, 6 * max(args.budget, *args.marks))
     args.command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
     return args
+
+
+def parse_params(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, Any]:
+    """`--param n_bins=96 --param dropout=0.2` -> {"n_bins": 96, "dropout": 0.2}."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            parser.error(f"--param {item!r}: expected KEY=VALUE with KEY a Config field name")
+        try:
+            params[key] = json.loads(text)
+        except json.JSONDecodeError:
+            params[key] = text
+    return params
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -218,6 +241,7 @@ class _Cell:
             result_path=str(self.tmp / f"{name}.json"),
             metadata=self.metadata,
             epoch_seconds=self.epoch_seconds.get(system),
+            params=args.params or None,
             **extra,
         )
 

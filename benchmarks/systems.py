@@ -78,6 +78,8 @@ class Job:
     # time to quality (synthpipe): train once for max(marks) s and save the model at each mark
     marks: list[float] | None = None
     snapshot_dir: str | None = None
+    # synthpipe: Config fields set on top of the comparison's own (`--param key=value`)
+    params: dict[str, Any] | None = None
 
 
 def unavailable_reason(system: str) -> str | None:
@@ -237,8 +239,10 @@ class SynthpipeSystem:
             params.update(epochs=EPOCH_CAP, time_budget_s=max(job.marks), patience=0)
         else:  # the budget is the limit; early stopping may end sooner
             params.update(epochs=EPOCH_CAP, time_budget_s=job.budget_s)
-        net = net_params(cls.Config, self.generator)
-        self.model = cls(**params, **net)
+        known = {f.name for f in fields(cls.Config)}
+        chosen = {k: v for k, v in (job.params or {}).items() if k in known}
+        net = {**net_params(cls.Config, self.generator), **chosen}
+        self.model = cls(**{**params, **net})
         self.snapshots = None
         with ExitStack() as stack:
             fit_kwargs: dict[str, Any] = {}
@@ -261,6 +265,7 @@ class SynthpipeSystem:
         if self.snapshots is not None:
             self.snapshots.finish(self.model, train_s - self.snapshots.paused_s, epochs_run)
             train_s -= self.snapshots.paused_s  # saving snapshots is not training
+        summary = self.model.training_summary()
         return {
             "prep_fit_s": prep_fit,
             "prep_s": prep_fit + encode_watch.total,
@@ -269,6 +274,8 @@ class SynthpipeSystem:
             "epochs_run": epochs_run,
             "rows_per_epoch": int(self.model.n_train_),
             "stopped_early": bool(getattr(self.model, "stopped_early_", False)),
+            "stop_reason": summary["stop_reason"],
+            "best_epoch": summary["best_epoch"],
             "net": _describe(net),
         }
 

@@ -66,6 +66,14 @@ def test_dcr_ratio_flags_copies_and_passes_fresh_rows():
     assert 0.7 < fresh < 1.4
 
 
+def test_param_values_parse_as_json_or_text_and_bad_ones_are_refused(capsys):
+    args = run.parse_args(["--param", "n_bins=96", "--param", "hidden_dims=[64, 64]", "--param", "device=cpu"])
+    assert args.params == {"n_bins": 96, "hidden_dims": [64, 64], "device": "cpu"}
+    with pytest.raises(SystemExit):
+        run.parse_args(["--param", "n_bins"])
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
 def test_split_is_seeded_and_disjoint():
     df = pd.DataFrame({"a": np.arange(100)})
     train, holdout = datasets.split(df, seed=0)
@@ -166,6 +174,8 @@ def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
         "2",
         "--threads",
         "1",
+        "--param",
+        "latent_dim=16",
         "--out",
         str(tmp_path / "out"),
         "--docs",
@@ -199,6 +209,7 @@ def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
     vae = rows[rows["system"] == "synthpipe-vae"].set_index("comparison")
     assert vae.loc["equal_work", "epochs_run"] == 2  # quick mode: 2 epochs, early stopping off
     assert vae.loc["equal_work", "train_rows_epochs_per_s"] > 0
+    assert "latent_dim=16" in vae.loc["equal_work", "net"]  # --param wins over the matched width
     assert rows["n_train"].eq(480).all() and rows["cpu"].notna().all()
 
     md = (tmp_path / "docs" / "BENCHMARKS.md").read_text()
