@@ -22,7 +22,7 @@ inside the range, from `BinnedColumn.overlap`, computed once per distinct range)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,19 @@ class SampledRows:
 
     tokens: np.ndarray
     values: np.ndarray
+
+
+class BinTable(NamedTuple):
+    """One binned column's tokens for the sampler: bounds, and on a grid the support (values
+    [V, K], NaN padding) with its shares of the bin, beside each bin's uniform share."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    grid: bool
+    decimals: int | None
+    rest: np.ndarray
+    support: np.ndarray | None
+    support_weight: np.ndarray | None
 
 
 @dataclass
@@ -240,15 +253,27 @@ class TokenCodec:
 
     # ---- sampler tables -------------------------------------------------------------------------
 
-    def bins(self, i: int) -> tuple[np.ndarray, np.ndarray, bool, int | None] | None:
-        """Column i's (bin lo, bin hi, grid, decimals) in model units, NaN for the null token;
-        None for categorical columns."""
+    def bins(self, i: int) -> BinTable | None:
+        """Column i's bins in model units, one row per token (NaN for the null token); None for
+        categorical columns."""
         name = self.columns[i]
         if name not in self.binned:
             return None
         b = self.binned[name]
-        pad = [np.nan] * int(b.has_null)
-        return np.append(b.lo, pad), np.append(b.hi, pad), b.grid, b.decimals
+        pad = int(b.has_null)
+        support, weight = b.support_table() if b.rest is not None else (None, None)
+        if support is not None:
+            support = np.pad(support, ((0, pad), (0, 0)), constant_values=np.nan)
+            weight = np.pad(weight, ((0, pad), (0, 0)))
+        return BinTable(
+            np.append(b.lo, [np.nan] * pad),
+            np.append(b.hi, [np.nan] * pad),
+            b.grid,
+            b.decimals,
+            np.append(b.rest_share(), [1.0] * pad),
+            support,
+            weight,
+        )
 
     # ---- persistence ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from synthpipe.generators.ar_codec import RANGED, REVEALED, ConditionPlan, SampledRows, TokenCodec
+from synthpipe.generators.ar_codec import RANGED, REVEALED, BinTable, ConditionPlan, SampledRows, TokenCodec
 
 
 @dataclass
@@ -73,13 +73,18 @@ class Sampler:
     ):
         self.model, self.device = model, device
         self.temperature, self.top_p, self.rounds = temperature, top_p, max(max_rejection_rounds, 1)
-        self.bins: dict[int, tuple[torch.Tensor, torch.Tensor, bool, int | None]] = {}
+        self.bins: dict[int, BinTable] = {}
+        as_t = lambda a: None if a is None else torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
         for i in range(len(codec.columns)):
             table = codec.bins(i)
             if table is not None:
-                lo, hi, grid, decimals = table
-                as_t = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
-                self.bins[i] = (as_t(lo), as_t(hi), grid, decimals)
+                self.bins[i] = table._replace(
+                    lo=as_t(table.lo),
+                    hi=as_t(table.hi),
+                    rest=as_t(table.rest),
+                    support=as_t(table.support),
+                    support_weight=as_t(None if table.support_weight is None else _log(table.support_weight)),
+                )
 
     # ---- the plan -------------------------------------------------------------------------------
 
@@ -193,6 +198,26 @@ class Sampler:
             keys[:, :, :1], values[:, :, :1] = key, value
         return hidden.expand(len(col), -1)
 
+    def _support_or_uniform(
+        self,
+        table: BinTable,
+        token: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        uniform: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Grid bins with support: a support value inside [a, b] by its share, or the uniform draw
+        by the rest's share of the points inside [a, b] (the token was drawn with these shares)."""
+        values = table.support[token]  # [n, K], NaN padding
+        log_weight = torch.where((values >= a[:, None]) & (values <= b[:, None]), table.support_weight[token], -math.inf)
+        points = (b - a + 1).clamp(min=0) / (table.hi[token] - table.lo[token] + 1)
+        log_rest = torch.log(table.rest[token] * points)
+        log_rest = torch.where(log_rest.isnan(), 0.0, log_rest)  # the null token: its value is NaN anyway
+        choice = _support_choice(values, log_weight, log_rest, generator)
+        picked = values.gather(1, choice.clamp(max=values.shape[1] - 1).unsqueeze(1)).squeeze(1)
+        return torch.where(choice < values.shape[1], picked, uniform)
+
     # ---- the step -------------------------------------------------------------------------------
 
     def draw(self, c: int, hidden: torch.Tensor, rows: _Rows, generator: torch.Generator) -> Draw:
@@ -217,14 +242,17 @@ class Sampler:
     def value_in_bin(
         self, c: int, token: torch.Tensor, bounds: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A uniform value within the bin (and the range), and its position within the bin."""
-        lo_t, hi_t, grid, decimals = self.bins[c]
-        lo, hi = lo_t[token], hi_t[token]
+        """A value within the bin (and the range), and its position within the bin: uniform, or on
+        a grid one of the bin's support values by its share, else uniform over the bin's points."""
+        table = self.bins[c]
+        lo, hi, grid, decimals = table.lo[token], table.hi[token], table.grid, table.decimals
         low, high, snap_low, snap_high = bounds
         a, b = torch.maximum(lo, low), torch.minimum(hi, high)
         u = torch.rand(len(token), generator=generator, device=self.device, dtype=torch.float64)
         if grid:
             x = torch.minimum(torch.floor(a + u * (b - a + 1)), b)
+            if table.support is not None:
+                x = self._support_or_uniform(table, token, a, b, x, generator)
             position = (x - lo + 0.5) / (hi - lo + 1)
         else:
             x = torch.minimum(torch.maximum(a + u * (b - a), a), b)
@@ -234,6 +262,19 @@ class Sampler:
             width = hi - lo
             position = torch.where(width > 0, (x - lo) / width.clamp(min=1e-300), torch.full_like(x, 0.5))
         return x, torch.nan_to_num(position, nan=0.5).clamp(0, 1).float()  # null token: NaN value
+
+
+def _log(weights: np.ndarray) -> np.ndarray:
+    """log with log(0) = -inf and no warning (support padding)."""
+    with np.errstate(divide="ignore"):
+        return np.log(weights)
+
+
+def _support_choice(
+    values: torch.Tensor, log_weight: torch.Tensor, log_rest: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Index of the drawn support value per row, K (= values.shape[1]) for the uniform rest."""
+    return gumbel_argmax(torch.cat([log_weight, log_rest.unsqueeze(1)], dim=1), generator)
 
 
 def gumbel_argmax(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -41,6 +41,7 @@ import torch
 
 from synthpipe.generators.errors import ConfigError, ModelError
 from synthpipe.generators.schema import ColumnKind, ColumnSchema
+from synthpipe.generators.tokenize import MAX_SUPPORT
 
 MODEL_JSON, WEIGHTS = "model.json", "model.safetensors"
 MAX_MODEL_JSON_BYTES = 256 * 2**20  # model.json holds categories and bins, never data
@@ -566,7 +567,8 @@ def check_extra_state(
 
 def _check_binned(state: Any, file: Path, field: str, limit: int) -> None:
     _require(isinstance(state, dict), file, field, "must be a JSON object")
-    _check_keys(state, {"lo", "hi", "grid", "unit_ns", "scale"}, file, f"{field}.")
+    support_keys = {"support", "support_weight", "rest"}
+    _check_keys(state, {"lo", "hi", "grid", "unit_ns", "scale"} | support_keys, file, f"{field}.", support_keys)
     lo, hi = state["lo"], state["hi"]
     for key, values in (("lo", lo), ("hi", hi)):
         _require(
@@ -591,6 +593,49 @@ def _check_binned(state: Any, file: Path, field: str, limit: int) -> None:
     _require(
         _is_number(state["scale"]) and state["scale"] > 0, file, f"{field}.scale", "must be a positive number"
     )
+    present = support_keys & set(state)
+    if present:
+        _check_support(state, file, field, present == support_keys)
+
+
+def _check_support(state: dict[str, Any], file: Path, field: str, complete: bool) -> None:
+    """A grid column's support: sorted grid values inside multi-point bins, their shares of the
+    bin, and per bin the uniform rest; each bin's shares sum to 1 (sampling relies on it)."""
+    _require(complete, file, f"{field}.support", "support, support_weight and rest come together")
+    _require(state["grid"] is True, file, f"{field}.support", "is only meaningful on a grid column")
+    lo, hi = np.asarray(state["lo"], np.float64), np.asarray(state["hi"], np.float64)
+    support, weight, rest = state["support"], state["support_weight"], state["rest"]
+    _require(
+        isinstance(support, list) and 1 <= len(support) <= MAX_SUPPORT and all(_is_number(v) for v in support),
+        file,
+        f"{field}.support",
+        f"must be a list of 1 to {MAX_SUPPORT} finite numbers",
+    )
+    values = np.asarray(support, np.float64)
+    _require(
+        bool(np.all(np.diff(values) > 0) and np.all(values == np.round(values))),
+        file,
+        f"{field}.support",
+        "must hold strictly increasing grid values",
+    )
+    where = np.clip(np.searchsorted(lo, values, side="right") - 1, 0, len(lo) - 1)
+    _require(
+        bool(np.all((values >= lo[where]) & (values <= hi[where]) & (hi[where] > lo[where]))),
+        file,
+        f"{field}.support",
+        "must lie inside bins of more than one point",
+    )
+    for key, entries, length in (("support_weight", weight, len(values)), ("rest", rest, len(lo))):
+        _require(
+            isinstance(entries, list)
+            and len(entries) == length
+            and all(_is_number(v) and 0 < v <= 1 for v in entries),
+            file,
+            f"{field}.{key}",
+            f"must be a list of {length} numbers in (0, 1]",
+        )
+    totals = np.asarray(rest, np.float64) + np.bincount(where, weights=np.asarray(weight, np.float64), minlength=len(lo))
+    _require(bool(np.allclose(totals, 1.0, atol=1e-9)), file, f"{field}.rest", "each bin's shares must sum to 1")
 
 
 # ----------------------------------------------------------------------------------------------

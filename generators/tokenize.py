@@ -14,6 +14,8 @@ every column as a small vocabulary without rounding values to bin edges:
   contributes its probability mass. Likelihoods are densities with respect to Lebesgue measure
   plus counting measure on the atoms.
 - on a grid, frequent values become bins of one point, the same idea as atoms.
+- on a grid, the values seen at least twice inside a bin of several points keep their share of
+  the bin ("support"); the rest of the bin's mass is uniform over its points. See `fit_support`.
 - the outermost bins are split again at ever finer tail quantiles, so a heavy tail is not one
   wide uniform bin (see `_tail_levels`).
 - a null is one more token.
@@ -25,7 +27,7 @@ training range and the schema's [min, max], so rows outside it have probability 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,8 @@ DATETIME_UNIT_NS = {"D": 86_400 * 10**9, "s": 10**9, "ms": 10**6}
 FINEST_DATETIME_NS = 10**3  # datetimes with no coarser unit are modelled on a microsecond grid
 MIN_TAIL_ROWS = 5  # fitted rows a refined tail bin must still hold (see _tail_levels)
 MAX_GRID = 2.0**50  # decimal grids whose scaled values exceed this stay real (float64 exactness)
+MIN_SUPPORT_COUNT = 2  # fitted rows a grid value needs to keep its own share of its bin
+MAX_SUPPORT = 4096  # support values kept per column (the most frequent)
 
 
 @dataclass
@@ -66,6 +70,10 @@ class BinnedColumn:
     grid: bool
     unit_ns: int = 0  # datetimes: nanoseconds per model unit
     scale: float = 1.0  # numbers on a grid: model units per unit of the value (10**decimals)
+    # grid columns: values with their own share of their bin, and each bin's uniform remainder
+    support: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    support_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rest: np.ndarray | None = None  # [n_bins]; None: every bin is uniform (no support)
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -125,7 +133,66 @@ class BinnedColumn:
             self.hi = np.concatenate([edges[1:], atoms])
         if self.n_bins == 0:  # no values at all: one atom keeps the vocabulary non-empty
             self.lo = self.hi = np.array([low])
+        if self.grid:
+            self.fit_support(u)
         return self
+
+    def fit_support(self, u: np.ndarray) -> None:
+        """Within each bin of several grid points, the values seen at least MIN_SUPPORT_COUNT
+        times keep their empirical share; the rest of the bin's mass is uniform over its points.
+
+        Why: a uniform draw inside a bin invents values the column never holds. Interest rates
+        come from a short price list, loan amounts and incomes are round numbers, clock times in
+        hhmm skip 60-99, and route distances are a fixed set; a two-sample classifier spots the
+        invented values at once (single-column AUC 0.64-0.67 on loans' interest_rate,
+        loan_amount and annual_income). Values seen once stay in the uniform remainder, whose
+        share is their count (the Good-Turing estimate of unseen mass, at least one row), so no
+        value carried by one training row is reproduced on purpose and every grid point keeps a
+        finite likelihood."""
+        self.support, self.support_weight, self.rest = np.zeros(0), np.zeros(0), None
+        if not len(u):
+            return
+        values, counts = np.unique(u, return_counts=True)
+        inside = (values >= self.lo[0]) & (values <= self.hi[-1])
+        values, counts = values[inside], counts[inside]
+        where = self.bin_of(values)
+        keep = (counts >= MIN_SUPPORT_COUNT) & (self.size[where] > 1)
+        if keep.sum() > MAX_SUPPORT:
+            keep[np.argsort(-np.where(keep, counts, 0), kind="stable")[MAX_SUPPORT:]] = False
+        if not keep.any():
+            return
+        rows = np.bincount(where, weights=counts, minlength=self.n_bins)
+        kept = np.bincount(where[keep], weights=counts[keep], minlength=self.n_bins)
+        remainder = np.maximum(rows - kept, 1.0)
+        total = kept + remainder
+        self.support = values[keep]
+        self.support_weight = counts[keep] / total[where[keep]]
+        self.rest = remainder / total
+
+    def bin_of(self, u: np.ndarray) -> np.ndarray:
+        """Grid columns: the bin holding each grid value (values inside the bins' range)."""
+        return np.clip(np.searchsorted(self.lo, u, side="right") - 1, 0, self.n_bins - 1)
+
+    def point_weight(self, u: np.ndarray) -> np.ndarray:
+        """Grid columns: each value's own share of its bin (0 off the support)."""
+        if not len(self.support):
+            return np.zeros(len(u))
+        k = np.clip(np.searchsorted(self.support, u), 0, len(self.support) - 1)
+        return np.where(self.support[k] == u, self.support_weight[k], 0.0)
+
+    def rest_share(self) -> np.ndarray:
+        """Each bin's uniform share (1 where the bin has no support)."""
+        return np.ones(self.n_bins) if self.rest is None else self.rest
+
+    def support_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Support values and their share of the bin, padded to [n_bins, K] (NaN / 0 padding)."""
+        where = self.bin_of(self.support) if len(self.support) else np.zeros(0, np.int64)
+        per_bin = np.bincount(where, minlength=self.n_bins)
+        width = max(int(per_bin.max(initial=0)), 1)
+        values, weights = np.full((self.n_bins, width), np.nan), np.zeros((self.n_bins, width))
+        slot = np.arange(len(where)) - np.concatenate([[0], np.cumsum(per_bin)])[where]
+        values[where, slot], weights[where, slot] = self.support, self.support_weight
+        return values, weights
 
     # ---- layout -------------------------------------------------------------------------------
 
@@ -234,9 +301,8 @@ class BinnedColumn:
         valid = np.zeros(n, dtype=bool)
         m = self.n_intervals
         if self.grid:
-            j = np.clip(np.searchsorted(self.lo, u, side="right") - 1, 0, self.n_bins - 1)
             valid = (u >= self.lo[0]) & (u <= self.hi[-1]) & (u == np.round(u))
-            token = j
+            token = self.bin_of(u)
         else:
             atoms = self.lo[m:]
             if len(atoms):
@@ -254,7 +320,8 @@ class BinnedColumn:
         lo = self.lo[token]
         if self.grid:
             frac = (u - lo + 0.5) / size
-            log_within = -np.log(size)
+            with np.errstate(divide="ignore"):
+                log_within = np.log(self.rest_share()[token] / size + self.point_weight(u))
         else:
             interval = size > 0
             frac = np.where(interval, (u - lo) / np.where(interval, size, 1.0), 0.5)
@@ -330,10 +397,16 @@ class BinnedColumn:
         return rng
 
     def overlap(self, rng: ValueRange) -> np.ndarray:
-        """Share of each bin's mass inside the range (within-bin values are uniform)."""
+        """Share of each bin's mass inside the range (the support's shares plus the uniform rest)."""
         a, b = np.maximum(self.lo, rng.low), np.minimum(self.hi, rng.high)
         if self.grid:
-            return np.clip(b - a + 1, 0, None) / self.size
+            share = np.clip(b - a + 1, 0, None) / self.size * self.rest_share()
+            if len(self.support):
+                hit = (self.support >= rng.low) & (self.support <= rng.high)
+                share += np.bincount(
+                    self.bin_of(self.support[hit]), weights=self.support_weight[hit], minlength=self.n_bins
+                )
+            return np.minimum(share, 1.0)
         size = self.size
         interval = size > 0
         share = np.clip(b - a, 0, None) / np.where(interval, size, 1.0)
@@ -342,13 +415,18 @@ class BinnedColumn:
     # ---- persistence ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "lo": self.lo.tolist(),
             "hi": self.hi.tolist(),
             "grid": self.grid,
             "unit_ns": self.unit_ns,
             "scale": self.scale,
         }
+        if self.rest is not None:
+            state.update(
+                support=self.support.tolist(), support_weight=self.support_weight.tolist(), rest=self.rest.tolist()
+            )
+        return state
 
     @classmethod
     def from_state_dict(cls, column: ColumnSchema, state: dict[str, Any]) -> BinnedColumn:
@@ -359,6 +437,9 @@ class BinnedColumn:
             bool(state["grid"]),
             int(state["unit_ns"]),
             float(state["scale"]),
+            np.array(state.get("support", []), np.float64),
+            np.array(state.get("support_weight", []), np.float64),
+            np.array(state["rest"], np.float64) if "rest" in state else None,
         )
 
 

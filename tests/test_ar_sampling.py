@@ -79,14 +79,24 @@ def test_sampled_rows_follow_the_model_with_temperature_and_top_p(model):
     model.config.temperature, model.config.top_p = 1.0, 1.0
 
 
-def test_a_range_condition_draws_the_truncated_distribution_exactly(model):
-    out = model.sample(30_000, conditions={"k": (12.5, 31)}, seed=4)["k"].to_numpy()
-    assert out.min() >= 13 and out.max() <= 31
+@pytest.mark.parametrize("support", [True, False], ids=["support", "uniform-bins"])
+def test_a_range_condition_draws_the_truncated_distribution_exactly(model, support):
     binned = model.codec_.binned["k"]
+    kept = binned.support, binned.support_weight, binned.rest
+    assert binned.rest is not None and len(binned.support) > 10  # every k in 0..39 is seen ~10 times
+    if not support:  # the same model with every bin uniform over its points
+        binned.support, binned.support_weight, binned.rest = np.zeros(0), np.zeros(0), None
+    try:
+        out = model.sample(30_000, conditions={"k": (12.5, 31)}, seed=4)["k"].to_numpy()
+        values = np.arange(13, 32)
+        token, _, log_within = binned.tokenize_units(values.astype(float), np.zeros(len(values), bool))
+    finally:
+        binned.support, binned.support_weight, binned.rest = kept
+    assert out.min() >= 13 and out.max() <= 31
     token_probs = torch.softmax(_first_logits(model, 1), dim=0).numpy()  # k first: it is the only ranged column
-    values = np.arange(13, 32)
-    token = np.searchsorted(binned.lo, values, side="right") - 1
-    probs = token_probs[token] / binned.size[token]  # uniform within each bin
+    if not support:
+        assert np.allclose(np.exp(log_within), 1 / binned.size[token])
+    probs = token_probs[token] * np.exp(log_within)  # p(bin) x the value's share of its bin
     counts = np.array([(out == v).sum() for v in values])
     assert _chi2_p(counts, probs) > 1e-3
 

@@ -444,6 +444,24 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
         r"binned\['amount'\]\.scale",
     ),
     (
+        "codec-ar-support-shares",
+        ("autoregressive",),
+        edit_json(_set("codec", "binned", "amount", "rest", value=[0.5] * 200)),
+        J,
+        r"binned\['amount'\]\.(rest|support)",
+    ),
+    (
+        "codec-ar-support-off-grid",
+        ("autoregressive",),
+        edit_json(
+            lambda m: m["codec"]["binned"]["amount"].update(
+                support=[0.5], support_weight=[0.5], rest=[1.0] * len(m["codec"]["binned"]["amount"]["lo"])
+            )
+        ),
+        J,
+        r"binned\['amount'\]\.support.*grid values",
+    ),
+    (
         "format-1-autoregressive",
         ("autoregressive",),
         edit_json(lambda m: m.update(format_version=1, encoder=m.pop("codec"))),

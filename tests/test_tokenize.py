@@ -47,3 +47,35 @@ def test_small_tables_and_few_bins_get_no_tail_bins():
     column = next(c for c in schema.columns if c.name == "x")
     binned = BinnedColumn.fit(column, values, n_bins=2, max_rows=20_000, rng=np.random.default_rng(0))
     assert binned.n_bins <= 2 * 2 + 2  # the model file's limit for n_bins = 2
+
+
+def test_a_grid_keeps_repeated_values_with_their_share_and_every_point_a_finite_likelihood():
+    rng = np.random.default_rng(3)
+    round_incomes = rng.choice([30_000, 40_000, 45_000, 50_000, 60_000, 75_000, 100_000], 1_800)
+    once = rng.choice(np.arange(20_001, 199_999, 2), 200, replace=False)  # odd: never a round income
+    values = pd.Series(np.concatenate([round_incomes, once]))
+    column = next(c for c in infer_schema(pd.DataFrame({"x": values})).columns)
+    binned = BinnedColumn.fit(column, values, n_bins=8, max_rows=20_000, rng=np.random.default_rng(0))
+    assert binned.grid and binned.rest is not None
+    repeated = set(values.value_counts().loc[lambda c: c >= 2].index)
+    assert set(binned.support) <= repeated and not set(binned.support) & set(once)  # no value of one row kept
+
+    # within every bin the support's shares plus the uniform rest over its points sum to one
+    points = np.arange(binned.lo[0], binned.hi[-1] + 1)
+    token, _, log_within = binned.tokenize_units(points, np.zeros(len(points), bool))
+    assert np.isfinite(log_within).all()
+    assert np.allclose(np.bincount(token, weights=np.exp(log_within), minlength=binned.n_bins), 1.0)
+
+    # the ideal model (bin by its share of rows, value by its share of the bin) keeps the round
+    # values' share of all rows, where uniform bins gave them almost none
+    share = np.bincount(binned.tokenize(values)[0], minlength=binned.n_bins) / len(values)
+    probability = share[token] * np.exp(log_within)
+    on_round = np.isin(points, round_incomes)
+    assert probability[on_round].sum() == pytest.approx(0.9, abs=0.02)
+
+    again = BinnedColumn.from_state_dict(column, binned.state_dict())
+    assert np.array_equal(again.tokenize_units(points, np.zeros(len(points), bool))[2], log_within)
+    # a range condition's share of each bin is the mass of the points inside it
+    inside = (points >= 44_000) & (points <= 60_000)
+    expected = np.bincount(token[inside], weights=np.exp(log_within[inside]), minlength=binned.n_bins)
+    assert np.allclose(binned.overlap(binned.range_units(44_000, 60_000)), expected)
