@@ -327,9 +327,15 @@ class AutoregressiveTransformer(BaseGenerator):
     # ---- training ---------------------------------------------------------------------------------
 
     def _orders(self, batch: int) -> torch.Tensor:
-        """A random prefix of columns (random order) then the rest in canonical order, [batch, C]."""
+        """A random prefix of columns (random order) then the rest in canonical order, [batch, C].
+
+        Prefix sizes k = 1..C are drawn with probability proportional to 1/k: conditions name
+        one or two columns far more often than half the table, and a prefix of exactly the
+        conditioned columns is what a conditional sample runs. Uniform sizes gave a one-column
+        prefix to 1/(C+1) of the non-canonical rows (0.9% on a 55-column table)."""
         C, g = len(self.columns_), self.rng_
-        size = torch.randint(0, C + 1, (batch,), generator=g)
+        harmonic = 1.0 / torch.arange(1, C + 1, dtype=torch.float64)
+        size = torch.multinomial(harmonic, batch, replacement=True, generator=g) + 1 if C else torch.zeros(batch, dtype=torch.long)
         size[torch.rand(batch, generator=g) < self.config.canonical_fraction] = 0
         priority = torch.rand(batch, C, generator=g)
         in_prefix = priority.argsort(dim=1).argsort(dim=1) < size[:, None]
