@@ -68,14 +68,36 @@ TIME_TO_QUALITY = ["epochs_run", "train_s", "c2st_auc", "quality", "utility_rati
 TEXT_COLUMNS = {"date", "host", "cpu", "cores", "memory_gib", "gpu", "python", "git", "command"}
 
 
+RUN_KEY = ["dataset", "system", "comparison", "seed", "mark_s"]  # one training run (and snapshot)
+
+
 def load(paths: Sequence[Path]) -> pd.DataFrame:
-    """Read CSVs, keeping descriptive columns as text (a git hash such as 0370747 is not a number)."""
+    """Read CSVs, keeping descriptive columns as text (a git hash such as 0370747 is not a number).
+
+    A run (dataset, system, comparison, seed and time-to-quality mark) found in several CSVs is
+    taken from the first CSV listed: a report can then combine a new run of some systems with
+    older runs of the others without counting a system's seed twice."""
     frames = []
     for path in paths:
         header = pd.read_csv(path, nrows=0).columns
         text = {c: str for c in header if c in TEXT_COLUMNS or c.startswith("v_")}
         frames.append(pd.read_csv(path, dtype=text))
-    return pd.concat(frames, ignore_index=True)
+    runs = pd.concat(frames, ignore_index=True)
+    key = [c for c in RUN_KEY if c in runs.columns]
+    return runs[~runs[key].astype(str).duplicated(keep="first")].reset_index(drop=True)
+
+
+def provenance(runs: pd.DataFrame) -> list[str]:
+    """One line per system and comparison whose runs come from other commits or dates than the
+    first CSV's, so a combined report says which figures are older."""
+    first = runs.iloc[0]
+    lines = []
+    for (system, comparison), rows in runs.groupby(["system", "comparison"], sort=False):
+        origins = sorted({(str(d), str(g)) for d, g in zip(rows["date"], rows["git"], strict=True)})
+        if origins != [(str(first["date"]), str(first["git"]))]:
+            where = ", ".join(f"git `{g}` ({d})" for d, g in origins)
+            lines.append(f"- `{system}` {comparison} figures come from {where}, not the run above")
+    return lines
 
 
 def summarise(runs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -123,7 +145,9 @@ def ratio_rows(summary: pd.DataFrame, columns: list[str]) -> list[tuple[str, dic
 
 
 def _ratio(mine: float, theirs: float) -> float:
-    if not (np.isfinite(mine) and np.isfinite(theirs)) or theirs == 0:
+    """mine / theirs; undefined where the peer's figure is not positive (two negative TSTR
+    scores make a ratio above 1 that would read as a win)."""
+    if not (np.isfinite(mine) and np.isfinite(theirs)) or theirs <= 0:
         return math.nan
     return float(mine / theirs)
 
@@ -260,6 +284,7 @@ def render(runs: pd.DataFrame, sources: Sequence[str], docs: Path) -> str:
     peer_versions = sorted(str(v) for v in runs.get("peer_version", pd.Series(dtype=str)).dropna().unique())
     if peer_versions:
         lines.append(f"- Peer in its own venv (benchmarks/setup_peer.sh): {', '.join(peer_versions)}")
+    lines += provenance(runs)
     if "load_avg_1m" in runs.columns:
         load = pd.concat([runs["load_avg_1m"], runs.get("load_avg_1m_after", runs["load_avg_1m"])])
         lines.append(

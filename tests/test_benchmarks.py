@@ -233,3 +233,23 @@ def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
     (tmp_path / "docs" / "BENCHMARKS.md").unlink()
     report.main([str(csv_path), "--docs", str(tmp_path / "docs")])
     assert (tmp_path / "docs" / "BENCHMARKS.md").read_text() == md
+
+
+def test_report_takes_a_run_found_in_several_csvs_from_the_first_and_says_where_others_come_from(tmp_path):
+    """Combining a new run of one system with an older CSV must not count a seed twice."""
+    base = {"date": "2026-12-02", "git": "new", "dataset": "cps1988", "comparison": "equal_budget", "seed": 0}
+    new = pd.DataFrame([{**base, "system": "mostly-tabularargn", "c2st_auc": 0.7}])
+    old = pd.DataFrame(
+        [
+            {**base, "git": "old", "system": "mostly-tabularargn", "c2st_auc": 0.9},
+            {**base, "git": "old", "system": "synthpipe-vae", "c2st_auc": 0.8},
+        ]
+    )
+    new.to_csv(tmp_path / "new.csv", index=False)
+    old.to_csv(tmp_path / "old.csv", index=False)
+    runs = report.load([tmp_path / "new.csv", tmp_path / "old.csv"])
+    assert sorted(zip(runs["system"], runs["c2st_auc"], strict=True)) == [
+        ("mostly-tabularargn", 0.7),
+        ("synthpipe-vae", 0.8),
+    ]
+    assert report.provenance(runs) == ["- `synthpipe-vae` equal_budget figures come from git `old` (2026-12-02), not the run above"]
