@@ -214,7 +214,8 @@ class Sampler:
         points = (b - a + 1).clamp(min=0) / (table.hi[token] - table.lo[token] + 1)
         log_rest = torch.log(table.rest[token] * points)
         log_rest = torch.where(log_rest.isnan(), 0.0, log_rest)  # the null token: its value is NaN anyway
-        choice = _support_choice(values, log_weight, log_rest, generator)
+        # index of the drawn support value per row; K (= values.shape[1]) is the uniform rest
+        choice = gumbel_argmax(torch.cat([log_weight, log_rest.unsqueeze(1)], dim=1), generator)
         picked = values.gather(1, choice.clamp(max=values.shape[1] - 1).unsqueeze(1)).squeeze(1)
         return torch.where(choice < values.shape[1], picked, uniform)
 
@@ -268,13 +269,6 @@ def _log(weights: np.ndarray) -> np.ndarray:
     """log with log(0) = -inf and no warning (support padding)."""
     with np.errstate(divide="ignore"):
         return np.log(weights)
-
-
-def _support_choice(
-    values: torch.Tensor, log_weight: torch.Tensor, log_rest: torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
-    """Index of the drawn support value per row, K (= values.shape[1]) for the uniform rest."""
-    return gumbel_argmax(torch.cat([log_weight, log_rest.unsqueeze(1)], dim=1), generator)
 
 
 def gumbel_argmax(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
