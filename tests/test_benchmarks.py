@@ -11,7 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthpipe.benchmarks import datasets, gpu_check, metrics, peers, report, run, scale, snapshots
+from synthpipe.benchmarks import (
+    c2st_attribution,
+    datasets,
+    gpu_check,
+    metrics,
+    peers,
+    report,
+    run,
+    scale,
+    snapshots,
+)
 from synthpipe.benchmarks.systems import unavailable_reason
 from synthpipe.generators import GENERATORS, get_generator_class
 
@@ -47,6 +57,19 @@ def test_c2st_separates_shifted_data_and_not_same_distribution():
     shifted = metrics.c2st_auc(real, _table(500, 2, shift=3.0), folds=3)
     assert 0.4 < same < 0.6
     assert shifted > 0.95
+
+
+def test_attribution_finds_a_joint_pattern_that_no_column_alone_shows():
+    real, other = _table(600, 0), _table(600, 1)
+    # every marginal as in the real table, but z no longer follows x: only the pair tells
+    broken = other.assign(z=np.random.default_rng(3).permutation(other["z"].to_numpy()))
+    table = c2st_attribution.attribution(real, broken, groups=[["x", "z"]]).set_index(["test", "columns"])["auc"]
+    assert table["all", "*"] > 0.85
+    assert table["group", "x,z"] > 0.85
+    assert max(table["alone", c] for c in real.columns) < 0.65
+    assert table["without", "z"] < 0.65 < table["without", "city"]
+    with pytest.raises(SystemExit, match="unknown column"):
+        c2st_attribution.attribution(real, broken, groups=[["x", "nope"]])
 
 
 def test_utility_ratio_is_one_when_synthetic_is_the_train_table():
