@@ -42,7 +42,11 @@ from .snapshots import DEFAULT_MARKS
 from .systems import SYSTEMS, Job, snapshots_in_one_run, unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
-COMPARISONS = ("equal_work", "equal_budget", "time_to_quality")
+COMPARISONS = ("equal_work", "equal_budget", "time_to_quality", "reference")
+# every cell also scores real train rows against its holdout (system "real-rows", comparison
+# "reference"): the ceiling the metrics allow on that split; `--comparisons reference` alone
+# computes only that row
+REAL_ROWS = "real-rows"
 DEFAULT_COMPARISONS = ("equal_work", "equal_budget")  # time to quality costs ~sum(marks) per peer
 QUICK = {"max_rows": 1_000, "epochs": 2, "budget": 5.0, "seeds": 1, "job_timeout": 300, "marks": [1.0, 2.0]}
 
@@ -181,8 +185,9 @@ def run_cell(
         "budget_s": args.budget,
     }
     cell = _Cell(args, dataset, seed, spec, metadata, train, holdout, train_path, tmp, started)
+    yield cell.reference({**base, "system": REAL_ROWS, "comparison": "reference"})
     fitted_once: dict[str, dict[str, Any]] = {}
-    for comparison in args.comparisons:
+    for comparison in (c for c in args.comparisons if c != "reference"):
         for system in systems:
             row = {**base, "system": system, "comparison": comparison}
             name = f"{dataset}-{seed}-{comparison}-{system}"
@@ -222,6 +227,27 @@ class _Cell:
         self.train_rows, self.holdout, self.train_path, self.tmp = train, holdout, train_path, tmp
         self.started = started
         self.epoch_seconds: dict[str, float] = {}  # equal-work s/epoch, for SDV's budget epochs
+
+    def reference(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Real train rows scored against the holdout as if they were synthetic. Quality and C2ST
+        then measure how far two real samples of this table sit apart under these metrics (one
+        real outlier moves sdmetrics' pair trends), which is the most a generator can reach;
+        privacy and TSTR are left out, as they are trivially perfect or meaningless for train rows."""
+        from threadpoolctl import threadpool_limits
+
+        started = time.perf_counter()
+        out = {**row, "status": "ok", "n_synth": len(self.train_rows)}
+        with threadpool_limits(self.args.threads):
+            try:
+                out.update(metrics.quality_score(self.holdout, self.train_rows, self.metadata, seed=self.seed))
+                out["c2st_auc"] = metrics.c2st_auc(self.holdout, self.train_rows, seed=self.seed)
+            except Exception as exc:  # a failing metric must not stop the run
+                out.update(status="error", message=f"{type(exc).__name__}: {exc}"[:300])
+        out["metrics_s"] = time.perf_counter() - started
+        print(f"[{time.perf_counter() - self.started:7.0f}s] {self.dataset} seed={self.seed} real rows: "
+              f"quality={out.get('quality', float('nan')):.3g} c2st_auc={out.get('c2st_auc', float('nan')):.3g}",
+              flush=True)
+        return out
 
     def job(self, system: str, comparison: str, budget: float, name: str, **extra: Any) -> Job:
         args = self.args
