@@ -185,7 +185,7 @@ def run_cell(
         "budget_s": args.budget,
     }
     cell = _Cell(args, dataset, seed, spec, metadata, train, holdout, train_path, tmp, started)
-    yield cell.reference({**base, "system": REAL_ROWS, "comparison": "reference"})
+    yield cell.reference({**base, "system": REAL_ROWS, "comparison": "reference", "budget_s": None})
     fitted_once: dict[str, dict[str, Any]] = {}
     for comparison in (c for c in args.comparisons if c != "reference"):
         for system in systems:
@@ -231,7 +231,7 @@ class _Cell:
     def reference(self, row: dict[str, Any]) -> dict[str, Any]:
         """Real train rows scored against the holdout as if they were synthetic. Quality and C2ST
         then measure how far two real samples of this table sit apart under these metrics (one
-        real outlier moves sdmetrics' pair trends), which is the most a generator can reach;
+        real outlier moves sdmetrics' pair trends), the yardstick for a gap between systems;
         privacy and TSTR are left out, as they are trivially perfect or meaningless for train rows."""
         from threadpoolctl import threadpool_limits
 
