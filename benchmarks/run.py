@@ -13,7 +13,9 @@ network widths (synthpipe's early stopping is off). Equal budget: synthpipe trai
 budget has passed (see systems.EpochLoop). GaussianCopula has no epochs: it is fitted once and
 its row appears under both comparisons. Time to quality (opt-in): AUC and quality after each of
 --marks seconds of training; synthpipe trains once and is saved at each mark (snapshots.py), the
-peers are retrained with each mark as their budget. mostly-tabularargn runs in its own venv
+peers are retrained with each mark as their budget. Every (dataset, seed) also scores its real
+train rows against the holdout (system `real-rows`), what a second real sample scores;
+`--comparisons reference` computes only that. mostly-tabularargn runs in its own venv
 (`bash benchmarks/setup_peer.sh`) and is skipped with a message where that venv is absent.
 """
 
@@ -44,8 +46,8 @@ from .systems import SYSTEMS, Job, snapshots_in_one_run, unavailable_reason
 REPO = Path(__file__).resolve().parent.parent
 COMPARISONS = ("equal_work", "equal_budget", "time_to_quality", "reference")
 # every cell also scores real train rows against its holdout (system "real-rows", comparison
-# "reference"): the ceiling the metrics allow on that split; `--comparisons reference` alone
-# computes only that row
+# "reference"): what a second real sample scores on that split; `--comparisons reference`
+# alone computes only that row
 REAL_ROWS = "real-rows"
 DEFAULT_COMPARISONS = ("equal_work", "equal_budget")  # time to quality costs ~sum(marks) per peer
 QUICK = {"max_rows": 1_000, "epochs": 2, "budget": 5.0, "seeds": 1, "job_timeout": 300, "marks": [1.0, 2.0]}
