@@ -25,5 +25,9 @@ def reached(stage: str) -> None:
     if name != stage or not marker:
         return
     Path(marker).write_text(f"{os.getpid()}\n")
-    while True:  # until a signal ends the process (or its handler raises)
-        time.sleep(3600)
+    # until a signal ends the process (or its handler raises). Short sleeps: the kernel may hand
+    # a process-directed signal to any thread, and then Python only flags it for the main thread,
+    # which runs the handler between bytecodes; one long sleep would not return for an hour
+    # (a SIGTERM test hung that way once in CI)
+    while True:
+        time.sleep(0.05)
