@@ -27,7 +27,6 @@ def reached(stage: str) -> None:
     Path(marker).write_text(f"{os.getpid()}\n")
     # until a signal ends the process (or its handler raises). Short sleeps: the kernel may hand
     # a process-directed signal to any thread, and then Python only flags it for the main thread,
-    # which runs the handler between bytecodes; one long sleep would not return for an hour
-    # (a SIGTERM test hung that way once in CI)
+    # which runs the handler between bytecodes; one long sleep might not return for an hour
     while True:
         time.sleep(0.05)
