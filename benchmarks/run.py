@@ -90,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help=f"CI smoke: {QUICK} unless given explicitly")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="folder for the CSV")
     p.add_argument("--docs", type=Path, default=REPO / "docs", help="folder for BENCHMARKS.md and plots")
+    p.add_argument("--keep-tables", type=Path, default=None,
+                   help="also write each run's synthetic table, and each cell's holdout, as Parquet "
+                        "here (for c2st_attribution.py and per-pair scores)")
     args = p.parse_args(argv)
     given = set(argv if argv is not None else sys.argv[1:])
     if args.quick:  # quick values apply where the user did not set the flag
@@ -301,9 +304,23 @@ class _Cell:
                     self.args.threads,
                 )
             )
+            self._keep(synthetic, row)
             os.unlink(synth_path)
         self._log(f"  -> {_summary(row)}")
         return row
+
+    def _keep(self, synthetic: pd.DataFrame, row: dict[str, Any]) -> None:
+        folder = self.args.keep_tables
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.dataset}-seed{self.seed}"
+        holdout = folder / f"{stem}-holdout.parquet"
+        if not holdout.exists():
+            self.holdout.to_parquet(holdout)
+            self.train_rows.to_parquet(folder / f"{stem}-train.parquet")
+        mark = f"-{row['mark_s']:g}s" if row.get("mark_s") is not None else ""
+        synthetic.to_parquet(folder / f"{stem}-{row['system']}-{row['comparison']}{mark}.parquet")
 
     def time_to_quality(
         self, row: dict[str, Any], system: str, name: str, marks: list[float]

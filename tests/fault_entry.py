@@ -70,6 +70,12 @@ def _instrument(stage: str) -> None:
 
 
 if __name__ == "__main__":
+    import faulthandler
+    import signal
+
+    # SIGUSR1 prints every thread's stack to stderr: a test that times out asks for it before it
+    # kills the run, so a hang says where it hung
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     _instrument(os.environ.get(PAUSE_VARIABLE, "").partition(":")[0])
     from synthpipe.flows.cli import main
 

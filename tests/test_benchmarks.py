@@ -203,6 +203,8 @@ def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
         str(tmp_path / "out"),
         "--docs",
         str(tmp_path / "docs"),
+        "--keep-tables",
+        str(tmp_path / "tables"),
     ]
     csv_path = run.main(argv)
     out = capsys.readouterr().out
@@ -241,6 +243,14 @@ def test_quick_run_writes_csv_markdown_and_plot(tmp_path, monkeypatch, capsys):
     assert vae.loc["equal_work", "train_rows_epochs_per_s"] > 0
     assert "latent_dim=16" in vae.loc["equal_work", "net"]  # --param wins over the matched width
     assert rows["n_train"].eq(480).all() and rows["cpu"].notna().all()
+
+    # --keep-tables: the cell's split and every scored synthetic table, as the scores saw them
+    kept = {p.name: pd.read_parquet(p) for p in (tmp_path / "tables").iterdir()}
+    assert len(kept["cps1988-seed0-holdout.parquet"]) == 120 and len(kept["cps1988-seed0-train.parquet"]) == 480
+    assert {"cps1988-seed0-synthpipe-vae-equal_work.parquet", "cps1988-seed0-synthpipe-vae-time_to_quality-2s.parquet",
+            "cps1988-seed0-sdv-gaussiancopula-equal_budget.parquet"} <= set(kept)
+    assert list(kept["cps1988-seed0-synthpipe-vae-equal_work.parquet"].columns) == list(
+        kept["cps1988-seed0-holdout.parquet"].columns)
 
     md = (tmp_path / "docs" / "BENCHMARKS.md").read_text()
     for needle in (

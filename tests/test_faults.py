@@ -29,7 +29,7 @@ from synthpipe.flows.stages import PAUSE_VARIABLE, STAGES
 pytestmark = pytest.mark.slow
 
 ENTRY = Path(__file__).resolve().parent / "fault_entry.py"
-RUN_TIMEOUT_S = 600
+RUN_TIMEOUT_S = int(os.environ.get("SYNTHPIPE_TEST_RUN_TIMEOUT_S", 600))
 RESUMABLE = ("train", "checkpoint")
 
 
@@ -97,6 +97,12 @@ def _start(config: Path, env: dict[str, str], *extra: str, pause: str | None = N
 def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     try:
         proc.wait(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # fault_entry.py: every thread's stack to stderr
+        time.sleep(2)
+        _reap_group(proc)
+        pytest.fail(f"the run did not end within {RUN_TIMEOUT_S}s; its threads:\n"
+                    f"{Path(f'{proc.logs}.err').read_text()[-12000:]}", pytrace=False)
     finally:
         _reap_group(proc)
     return proc.returncode, Path(f"{proc.logs}.out").read_text(), Path(f"{proc.logs}.err").read_text()
