@@ -136,7 +136,9 @@ class TokenCodec:
 
     # ---- rows <-> tokens ------------------------------------------------------------------------
 
-    def encode(self, table: pd.DataFrame) -> TokenRows:
+    def encode(self, table: pd.DataFrame, censor: bool = False) -> TokenRows:
+        """Rows -> tokens; `censor` for training rows (BinnedColumn.censor: no mass past the
+        protected range), not for rows whose likelihood is asked."""
         self.schema_.check_compatible(table)
         n, columns = len(table), self.columns
         out = TokenRows(
@@ -146,7 +148,7 @@ class TokenCodec:
         )
         for i, name in enumerate(columns):
             if name in self.binned:
-                out.tokens[:, i], out.frac[:, i], out.log_within[:, i] = self.binned[name].tokenize(table[name])
+                out.tokens[:, i], out.frac[:, i], out.log_within[:, i] = self.binned[name].tokenize(table[name], censor)
             else:
                 out.tokens[:, i], out.log_within[:, i] = self._category_tokens(name, table[name])
         return out

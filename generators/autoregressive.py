@@ -285,8 +285,10 @@ class AutoregressiveTransformer(BaseGenerator):
         cfg = self.config
         return TokenCodec(cfg.n_bins, cfg.max_categories, cfg.max_fit_rows)
 
-    def _encode_rows(self, df: pd.DataFrame) -> tuple[torch.Tensor, ...]:
-        rows = self.codec_.encode(df)
+    def _encode_rows(self, df: pd.DataFrame, censor: bool = True) -> tuple[torch.Tensor, ...]:
+        """Training and validation rows are censored to each column's protected range; rows whose
+        likelihood is asked are not (a value past it keeps its own, small, probability)."""
+        rows = self.codec_.encode(df, censor)
         return tuple(torch.as_tensor(a, device=self.device_) for a in (rows.tokens, rows.frac, rows.log_within))
 
     def _build(self) -> None:
@@ -390,7 +392,7 @@ class AutoregressiveTransformer(BaseGenerator):
         columns are 0. `order` lists the modelled columns (default: the schema's order)."""
         self._check_fitted()
         self.model_.eval()
-        per_column = self._log_likelihood_matrix(*self._encode_rows(data), self._order_tensor(order)).cpu().numpy()
+        per_column = self._log_likelihood_matrix(*self._encode_rows(data, censor=False), self._order_tensor(order)).cpu().numpy()
         out = pd.DataFrame(0.0, index=data.index, columns=self.schema_.names)
         for i, name in enumerate(self.columns_):
             out[name] = per_column[:, i]

@@ -568,7 +568,13 @@ def check_extra_state(
 def _check_binned(state: Any, file: Path, field: str, limit: int) -> None:
     _require(isinstance(state, dict), file, field, "must be a JSON object")
     support_keys = {"support", "support_weight", "rest"}
-    _check_keys(state, {"lo", "hi", "grid", "unit_ns", "scale"} | support_keys, file, f"{field}.", support_keys)
+    protect_keys = {"protect_lo", "protect_hi"}
+    _check_keys(state, {"lo", "hi", "grid", "unit_ns", "scale"} | support_keys | protect_keys, file, f"{field}.",
+                support_keys | protect_keys)
+    if protect_keys & set(state):
+        ends = [state.get(k) for k in ("protect_lo", "protect_hi")]
+        _require(all(_is_number(v) for v in ends) and ends[0] <= ends[1], file, f"{field}.protect_hi",
+                 "protect_lo and protect_hi must both be finite numbers, protect_lo <= protect_hi")
     lo, hi = state["lo"], state["hi"]
     for key, values in (("lo", lo), ("hi", hi)):
         _require(

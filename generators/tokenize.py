@@ -43,6 +43,8 @@ MIN_TAIL_ROWS = 5  # fitted rows a refined tail bin must still hold (see _tail_l
 MAX_GRID = 2.0**50  # decimal grids whose scaled values exceed this stay real (float64 exactness)
 MIN_SUPPORT_COUNT = 2  # fitted rows a grid value needs to keep its own share of its bin
 MAX_SUPPORT = 4096  # support values kept per column (the most frequent)
+PROTECTED_ROWS = 5  # training rows censored to the k-th most extreme value at each end
+MIN_PROTECT_ROWS = 50  # fitted rows a column needs before its extremes are censored
 
 
 @dataclass
@@ -74,6 +76,9 @@ class BinnedColumn:
     support: np.ndarray = field(default_factory=lambda: np.zeros(0))
     support_weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
     rest: np.ndarray | None = None  # [n_bins]; None: every bin is uniform (no support)
+    # the range training rows are censored to (see `protected_range`); None: not censored
+    protect_lo: float | None = None
+    protect_hi: float | None = None
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -111,6 +116,15 @@ class BinnedColumn:
         bounds = [b for b in (self._bound_units(column.min), self._bound_units(column.max)) if b is not None]
         support = np.concatenate([u, bounds]) if len(u) or bounds else np.zeros(1)
         low, high = float(support.min()), float(support.max())
+        ends: list[float] = []
+        if len(u) >= MIN_PROTECT_ROWS:
+            self.protect_lo, self.protect_hi = protected_range(u)
+            # bins, atoms and support from the rows inside it (clipping would make a spike of
+            # the few rows beyond, and keep a value of one row as support)
+            u = u[(u >= self.protect_lo) & (u <= self.protect_hi)]
+            # the censored range's ends are bin edges, so that the few rows beyond them are
+            # bins of their own that training leaves empty (conditions can still ask for them)
+            ends = [self.protect_lo, self.protect_hi + 1] if self.grid else [self.protect_lo, self.protect_hi]
 
         # atoms: values that hold at least 1/n_bins of the rows (at most n_bins // 2 of them)
         atoms = np.zeros(0)
@@ -124,11 +138,11 @@ class BinnedColumn:
         levels = np.concatenate([np.linspace(0, 1, n_quantile_bins + 1)[1:-1], _tail_levels(n_quantile_bins, len(rest))])
         cuts = np.quantile(rest, levels) if len(rest) and len(levels) else np.zeros(0)
         if self.grid:  # a partition of the integers low..high into runs; every atom is a run of one
-            edges = np.concatenate([[low, high + 1], np.round(cuts), atoms, atoms + 1])
+            edges = np.concatenate([[low, high + 1], ends, np.round(cuts), atoms, atoms + 1])
             edges = np.unique(np.clip(edges, low, high + 1))
             self.lo, self.hi = edges[:-1], edges[1:] - 1
         else:
-            edges = np.unique(np.concatenate([[low, high], cuts]))
+            edges = np.unique(np.concatenate([[low, high], ends, cuts]))
             self.lo = np.concatenate([edges[:-1], atoms])
             self.hi = np.concatenate([edges[1:], atoms])
         if self.n_bins == 0:  # no values at all: one atom keeps the vocabulary non-empty
@@ -286,14 +300,24 @@ class BinnedColumn:
 
     # ---- tokens ---------------------------------------------------------------------------------
 
-    def tokenize(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tokenize(self, series: pd.Series, censor: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Values -> (token, position within the bin in [0, 1], log density/mass within the bin).
 
         The last is -log(points) or -log(width), 0 for atoms and nulls, and -inf for values the
         model cannot produce (outside the support, off the grid, a null in a non-null column).
+        `censor` (training rows only) moves values beyond the protected range onto its ends.
         """
         u, null = self.to_units(series)
-        return self.tokenize_units(u, null)
+        return self.tokenize_units(self.censor(u) if censor else u, null)
+
+    def censor(self, u: np.ndarray) -> np.ndarray:
+        """Values beyond the protected range -> its ends, inside the bins next to them (a real
+        column's upper end is the lower edge of the bin beyond it, so it moves just below)."""
+        if self.protect_lo is None or self.protect_hi is None:
+            return u
+        top = self.protect_hi if self.grid or self.protect_hi >= self.hi[self.n_intervals - 1] else np.nextafter(
+            self.protect_hi, -np.inf)
+        return np.clip(u, self.protect_lo, top)
 
     def tokenize_units(self, u: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(u)
@@ -426,6 +450,8 @@ class BinnedColumn:
             state.update(
                 support=self.support.tolist(), support_weight=self.support_weight.tolist(), rest=self.rest.tolist()
             )
+        if self.protect_lo is not None:
+            state.update(protect_lo=self.protect_lo, protect_hi=self.protect_hi)
         return state
 
     @classmethod
@@ -440,7 +466,25 @@ class BinnedColumn:
             np.array(state.get("support", []), np.float64),
             np.array(state.get("support_weight", []), np.float64),
             np.array(state["rest"], np.float64) if "rest" in state else None,
+            state.get("protect_lo"),
+            state.get("protect_hi"),
         )
+
+
+def protected_range(u: np.ndarray) -> tuple[float, float]:
+    """The PROTECTED_ROWS-th smallest and largest values: training rows beyond them are censored
+    to them, so the model learns no mass past them and emits (almost) none.
+
+    Why: a value held by one or a few rows at the far end of a column (a diamond with table = 95,
+    a 31.8 mm depth, an 18,777 wage) identifies its row, and uniform draws inside the outermost
+    bin invent values between such outliers that no row holds (table = 84). Measured on diamonds
+    at 60 s: synthetic rows reached table 83.9 and depth 76.7 against a holdout's 70 and 71.3,
+    and sdmetrics' pair trends (which bin each table on its own min..max) fell to 0.30 for
+    cut x table. The same privacy rule as a k-anonymous extreme: what fewer than k rows show is
+    not reproduced."""
+    ordered = np.sort(u)
+    k = min(PROTECTED_ROWS, len(ordered)) - 1
+    return float(ordered[k]), float(ordered[-k - 1])
 
 
 def _tail_levels(n_quantile_bins: int, n_rows: int) -> np.ndarray:

@@ -79,3 +79,33 @@ def test_a_grid_keeps_repeated_values_with_their_share_and_every_point_a_finite_
     inside = (points >= 44_000) & (points <= 60_000)
     expected = np.bincount(token[inside], weights=np.exp(log_within[inside]), minlength=binned.n_bins)
     assert np.allclose(binned.overlap(binned.range_units(44_000, 60_000)), expected)
+
+
+@pytest.mark.parametrize("decimals", [None, 1])
+def test_extremes_held_by_a_few_rows_are_censored_for_training_and_keep_a_likelihood(decimals):
+    """Three outliers (diamonds' table = 95 among values near 57): training rows are censored to
+    the 5th most extreme value, so the bins beyond it get no mass; the outliers' own likelihood
+    (held-out rows) stays finite, and the range survives a save and load."""
+    rng = np.random.default_rng(3)
+    values = pd.Series(np.concatenate([rng.normal(57.0, 2.0, 2_000), [83.0, 90.0, 95.0, 30.0]]))
+    if decimals is not None:
+        values = values.round(decimals)
+    column = next(c for c in infer_schema(pd.DataFrame({"x": values})).columns if c.name == "x")
+    binned = BinnedColumn.fit(column, values, n_bins=48, max_rows=20_000, rng=np.random.default_rng(0))
+    ordered = np.sort(values.to_numpy()) * binned.scale
+    assert (binned.protect_lo, binned.protect_hi) == pytest.approx((ordered[4], ordered[-5]))
+    assert binned.protect_hi < 70 * binned.scale and binned.protect_lo > 40 * binned.scale
+
+    censored, _, censored_within = binned.tokenize(values, censor=True)
+    plain, _, plain_within = binned.tokenize(values)
+    tops = {int(t) for t in plain[-4:-1]}  # the three high outliers' own bins
+    assert not tops & set(censored.tolist())  # no training row lands in a bin beyond the range
+    # ... but in the bins at the range's ends
+    assert (binned.lo[censored[-4:-1]] < binned.protect_hi).all() and binned.lo[censored[-1]] == binned.protect_lo
+    assert plain[-1] != censored[-1] and binned.hi[plain[-1]] < binned.protect_lo
+    assert np.isfinite(plain_within).all() and np.isfinite(censored_within).all()
+    assert (censored[:-4] == plain[:-4]).sum() >= 1_990  # the body is untouched
+
+    again = BinnedColumn.from_state_dict(column, binned.state_dict())
+    assert (again.protect_lo, again.protect_hi) == (binned.protect_lo, binned.protect_hi)
+    assert (again.tokenize(values, censor=True)[0] == censored).all()
