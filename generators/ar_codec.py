@@ -67,6 +67,7 @@ class BinTable(NamedTuple):
     rest: np.ndarray
     support: np.ndarray | None
     support_weight: np.ndarray | None
+    beyond: np.ndarray  # bool per token: past the protected range (never the null token)
 
 
 @dataclass
@@ -275,6 +276,7 @@ class TokenCodec:
             np.append(b.rest_share(), [1.0] * pad),
             support,
             weight,
+            np.concatenate([b.beyond_protected(), np.zeros(pad, bool)]),
         )
 
     # ---- persistence ----------------------------------------------------------------------------

@@ -13,6 +13,15 @@ next column; the draw for column c is a pure function of its logits and the row'
   truncates the distribution exactly; `top_p` < 1 masks free cells to their nucleus first;
 - then a value uniform within the bin (and the range), and its position within the bin.
 
+Protected range. A free cell of a binned column never draws a bin past the column's protected
+range (`tokenize.protected_range`: its 5th smallest and largest training values). Training
+rows are censored into that range, so the model gives those bins little mass, but not none;
+skipping them makes "what fewer than 5 rows show at a column's end is not reproduced" hold for
+every emitted row instead of almost every one. A range condition still reaches them (its
+truncation is exact under the unrestricted model), and the likelihood stays the unrestricted
+model's, so a held-out row out there keeps a finite log-probability; free draws are thus exact
+draws from the model restricted to the protected range, renormalised.
+
 Rows with two or more ranges: sequential truncation alone over-weights values of the first
 ranged column that make later ranges unlikely, so a row's draw is accepted with probability
 prod P(later range | prefix); rows still pending after `max_rejection_rounds` keep their last
@@ -74,6 +83,7 @@ class Sampler:
         self.model, self.device = model, device
         self.temperature, self.top_p, self.rounds = temperature, top_p, max(max_rejection_rounds, 1)
         self.bins: dict[int, BinTable] = {}
+        self.skip: dict[int, torch.Tensor] = {}  # column -> 0 / -inf per token for free draws
         as_t = lambda a: None if a is None else torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
         for i in range(len(codec.columns)):
             table = codec.bins(i)
@@ -85,6 +95,11 @@ class Sampler:
                     support=as_t(table.support),
                     support_weight=as_t(None if table.support_weight is None else _log(table.support_weight)),
                 )
+                inside = ~table.beyond & ~np.isnan(table.lo)
+                if table.beyond.any() and inside.any():
+                    self.skip[i] = torch.where(
+                        torch.as_tensor(table.beyond, device=device), -math.inf, 0.0
+                    ).float()
 
     # ---- the plan -------------------------------------------------------------------------------
 
@@ -232,6 +247,8 @@ class Sampler:
             truncated = torch.where(ranged[:, None], logits + log_share, logits)
             log_mass = (torch.logsumexp(truncated, dim=1) - torch.logsumexp(logits, dim=1)).double()
             logits = truncated
+        if c in self.skip:  # free cells never land past the protected range (see the module doc)
+            logits = torch.where(ranged[:, None], logits, logits + self.skip[c])
         if self.top_p < 1:
             logits = torch.where(ranged[:, None], logits, nucleus(logits, self.top_p))
         token = gumbel_argmax(logits, generator)

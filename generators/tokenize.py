@@ -198,6 +198,16 @@ class BinnedColumn:
         """Each bin's uniform share (1 where the bin has no support)."""
         return np.ones(self.n_bins) if self.rest is None else self.rest
 
+    def beyond_protected(self) -> np.ndarray:
+        """[n_bins] bool: the bins past the protected range, which training leaves empty and free
+        draws skip (an atom at the range's end is inside it). All False when nothing is censored."""
+        if self.protect_lo is None or self.protect_hi is None:
+            return np.zeros(self.n_bins, bool)
+        if self.grid:
+            return (self.hi < self.protect_lo) | (self.lo > self.protect_hi)
+        below = (self.hi <= self.protect_lo) & (self.lo < self.protect_lo)
+        return below | ((self.lo >= self.protect_hi) & (self.hi > self.protect_hi))
+
     def support_table(self) -> tuple[np.ndarray, np.ndarray]:
         """Support values and their share of the bin, padded to [n_bins, K] (NaN / 0 padding)."""
         where = self.bin_of(self.support) if len(self.support) else np.zeros(0, np.int64)

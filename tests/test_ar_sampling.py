@@ -113,3 +113,28 @@ def test_codec_state_is_json_and_round_trips():
     np.testing.assert_array_equal(a.tokens, b.tokens)
     np.testing.assert_array_equal(a.log_within, b.log_within)
     assert codec.categories["a"].tail  # max_categories=3 folds the rarest values into OTHER
+
+
+def test_free_draws_stay_inside_the_protected_range_and_conditions_still_reach_past_it():
+    """Training censors rows to each column's 5th most extreme values, which leaves the bins past
+    them with little mass but not none; at temperature 3 (a flattened softmax) the sampler would
+    land there often, yet free cells never do. A range condition past the end is still met, and
+    the outliers keep a finite likelihood."""
+    rng = np.random.default_rng(11)
+    body = rng.normal(57.0, 2.0, 600).round(1)
+    data = pd.DataFrame({"x": np.concatenate([body, [83.0, 90.0, 95.0, 30.0]])})
+    data["g"] = np.where(data["x"] > 57, "hi", "lo")
+    fitted = AutoregressiveTransformer(**SMALL, epochs=2, n_bins=12, patience=0, temperature=3.0).fit(data)
+    binned = fitted.codec_.binned["x"]
+    beyond = binned.beyond_protected()
+    assert beyond.sum() == 2  # [30, 5th smallest] and [5th largest, 95]
+    low, high = binned.protect_lo / binned.scale, binned.protect_hi / binned.scale
+    logits = _first_logits(fitted, fitted.codec_.columns.index("x")).float() / 3.0
+    p_beyond = float(torch.softmax(logits, dim=0)[torch.as_tensor(np.append(beyond, False)[: len(logits)])].sum())
+    assert p_beyond * 20_000 > 50  # unmasked, the first draw alone would land past the range ~50+ times
+
+    free = fitted.sample(20_000, seed=2)["x"]
+    assert free.between(low, high).all(), (free.min(), free.max(), low, high)
+    past = fitted.sample(200, conditions={"x": (80.0, 100.0)}, seed=3)["x"]
+    assert past.between(max(80.0, high), 95.0).all()
+    assert np.isfinite(fitted.log_likelihood(data.tail(4))).all()

@@ -105,6 +105,8 @@ def test_extremes_held_by_a_few_rows_are_censored_for_training_and_keep_a_likeli
     assert plain[-1] != censored[-1] and binned.hi[plain[-1]] < binned.protect_lo
     assert np.isfinite(plain_within).all() and np.isfinite(censored_within).all()
     assert (censored[:-4] == plain[:-4]).sum() >= 1_990  # the body is untouched
+    beyond = binned.beyond_protected()  # the bins free draws skip: the outliers', no training row's
+    assert beyond[sorted(tops)].all() and beyond[plain[-1]] and not beyond[censored].any()
 
     again = BinnedColumn.from_state_dict(column, binned.state_dict())
     assert (again.protect_lo, again.protect_hi) == (binned.protect_lo, binned.protect_hi)
