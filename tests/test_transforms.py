@@ -86,6 +86,30 @@ def test_gmm_finds_separated_modes_and_point_masses():
         assert abs(weights[near].sum() - share) < 0.05
 
 
+def test_spikes_become_exact_atoms_and_dense_runs_stay_with_the_mixture():
+    """Round-number spikes (a 40-hour week) decode to exactly their value whatever the model's
+    within-mode output is; a smooth column on a fine grid gets no atoms."""
+    rng = np.random.default_rng(0)
+    n = 5_000
+    hours = rng.integers(1, 100, n).astype(float)
+    spike = rng.random(n)
+    hours[spike < 0.40], hours[(spike >= 0.40) & (spike < 0.48)], hours[(spike >= 0.48) & (spike < 0.53)] = 40, 50, 30
+    df = pd.DataFrame({"hours": hours.astype(int), "carat": np.round(rng.lognormal(-0.3, 0.4, n), 2)})
+    _, enc, encoded = _encode(df)
+    h, c = enc.encoders_["hours"], enc.encoders_["carat"]
+    atoms = {float(m) for m, s in zip(h.means, h.stds, strict=True) if s < 1e-6}
+    assert {40.0, 50.0, 30.0} <= atoms and h.n_modes <= 10
+    assert not any(s < 1e-6 for s in c.stds)  # each carat value is about as common as its neighbours
+    mode = int(np.argmax(h.means == 40.0))
+    span = next(s for s in enc.discrete_spans if s.column == "hours" and s.role == "mode")
+    rows_at_40 = df["hours"].to_numpy() == 40
+    assert (encoded.codes[rows_at_40, span.index] == mode).all()
+    assert (encoded.codes[~rows_at_40, span.index] != mode).all()
+    # any within-mode output of a model decodes an atom to exactly its value
+    out = h.decode(rng.uniform(-1, 1, (100, 1)).astype(np.float32), [np.full(100, mode)])
+    assert (out == 40).all()
+
+
 def test_high_cardinality_is_bounded_and_folds_the_tail():
     rng = np.random.default_rng(0)
     n = 40_000
