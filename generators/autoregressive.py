@@ -28,8 +28,9 @@ sampling stay float32, so samples and likelihoods are exact for the trained weig
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ from synthpipe.generators.base import BaseGenerator, Check, TrainConfig
 from synthpipe.generators.dropout import FastDropout
 from synthpipe.generators.dropout import dropout as drop
 from synthpipe.generators.errors import ConfigError
+from synthpipe.generators.weight_average import WeightAverage
 
 # ----------------------------------------------------------------------------------------------
 # The network
@@ -270,6 +272,9 @@ class ARConfig(TrainConfig):
     min_steps_per_pass: int = 8
     eval_every: int = 2
     patience: int = 8
+    # validation, the copy guard and the kept model use an exponential moving average of the
+    # weights (decay warmed up as (1 + t) / (10 + t)); 0 keeps the live weights
+    ema_decay: float = 0.995
 
 
 class AutoregressiveTransformer(BaseGenerator):
@@ -298,6 +303,10 @@ class AutoregressiveTransformer(BaseGenerator):
         self.model_.to(self.device_)
         lr = cfg.learning_rate * self.step_rows() / cfg.batch_size
         self.optimizer_ = torch.optim.AdamW(self.model_.parameters(), lr=lr, weight_decay=cfg.weight_decay, fused=True)
+        # Why average: at the constant learning rate that trains fastest under a time budget the
+        # last weights jitter around the optimum, and a categorical column's sampled shares move
+        # with them (CPS1988's region drew midwest 27.5% against 24.5% in training)
+        self.average_ = WeightAverage(self.model_.parameters(), cfg.ema_decay) if cfg.ema_decay else None
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"transformer": self.model_}
@@ -309,7 +318,8 @@ class AutoregressiveTransformer(BaseGenerator):
         return max(2, min(cfg.batch_size, -(-n_train // cfg.min_steps_per_pass)))
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"adamw": self.optimizer_}
+        average = {"average": self.average_} if self.average_ is not None else {}
+        return {"adamw": self.optimizer_, **average}
 
     def _param_checks(self) -> list[Check]:
         return [*super()._param_checks(), *AR_CHECKS]
@@ -356,10 +366,51 @@ class AutoregressiveTransformer(BaseGenerator):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0, foreach=True)
         self.optimizer_.step()
+        if self.average_ is not None:
+            self.average_.step()
         return loss.detach().float().reshape(1)
+
+    @contextlib.contextmanager
+    def _evaluated_weights(self, keep: bool = False) -> Iterator[None]:
+        """The average or the live weights, whichever scores the lower held-out loss (the average
+        without validation rows). Why choose: the average helps once the weights jitter around
+        an optimum, but lags while they still improve fast. Measured at 60 s: on flights (22
+        epochs) AUC 0.753 -> 0.738 with the average alone, on loans (13 epochs, still
+        improving steeply) 0.775 -> 0.80."""
+        average = self.average_.averages() if getattr(self, "average_", None) is not None else None
+        if average is None:
+            yield
+            return
+        params = [p.detach() for p in self.model_.parameters()]
+        validate = getattr(self, "val_", None) is not None
+        with torch.no_grad():
+            live = [p.clone() for p in params]
+            if validate:
+                self.model_.eval()
+                live_loss = self._validation_loss()
+            torch._foreach_copy_(params, average)
+            if validate:
+                average_loss = self._validation_loss()
+                if live_loss < average_loss:
+                    torch._foreach_copy_(params, live)
+                self.scored_loss_ = min(live_loss, average_loss)
+                self.averaged_ = average_loss <= live_loss
+        try:
+            yield
+        finally:
+            self.scored_loss_ = self.averaged_ = None
+            if not keep:
+                with torch.no_grad():
+                    torch._foreach_copy_(params, live)
+
+    def _monitor(self) -> dict[str, float]:
+        chosen = getattr(self, "averaged_", None)
+        return {} if chosen is None else {"averaged": float(chosen)}  # 1: the average was kept
 
     def _validation_loss(self) -> float:
         """Held-out negative log-likelihood, nats per row, canonical order (rows with -inf skipped)."""
+        if getattr(self, "scored_loss_", None) is not None:  # scored by _evaluated_weights already
+            return self.scored_loss_
         log_lik = self._log_likelihood_matrix(*self.val_).sum(dim=1)
         finite = torch.isfinite(log_lik)
         return float(-log_lik[finite].mean()) if finite.any() else math.inf
@@ -432,6 +483,7 @@ AR_CHECKS: list[Check] = [
     ("n_bins", lambda c: c.n_bins >= 2, "must be >= 2"),
     ("canonical_fraction", lambda c: 0 <= c.canonical_fraction <= 1, "must be in [0, 1]"),
     ("dropout", lambda c: 0 <= c.dropout < 1, "must be in [0, 1)"),
+    ("ema_decay", lambda c: 0 <= c.ema_decay < 1, "must be in [0, 1) (0 disables the average)"),
     ("min_steps_per_pass", lambda c: isinstance(c.min_steps_per_pass, int) and c.min_steps_per_pass >= 1, "must be an integer >= 1"),
     ("max_rejection_rounds", lambda c: c.max_rejection_rounds >= 1, "must be >= 1"),
     ("temperature", lambda c: c.temperature > 0, "must be > 0"),

@@ -16,6 +16,7 @@ on how a caller chunks or shards them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -418,19 +419,20 @@ class BaseGenerator:
                 last = epoch == cfg.epochs - 1
                 out_of_time = cut is not None or self._out_of_time(started)
                 if self.val_ is not None and ((epoch + 1) % cfg.eval_every == 0 or last or out_of_time):
-                    for module in self._modules().values():
-                        module.eval()
-                    with torch.no_grad():
-                        metrics["val_loss"] = float(self._validation_loss())
-                    metrics.update(self._monitor())
-                    copies_over = self._check_copies(metrics)
-                    improved = metrics["val_loss"] < best["score"] - cfg.min_delta
-                    # weights over the copy limit are kept only while there are no others
-                    if best["modules"] is None or not copies_over and (improved or best_over):
-                        best.update(score=metrics["val_loss"], stale=0, epoch=epoch, modules=self._snapshot())
-                        best_over = copies_over
-                    else:
-                        best["stale"] += 1
+                    with self._evaluated_weights():
+                        for module in self._modules().values():
+                            module.eval()
+                        with torch.no_grad():
+                            metrics["val_loss"] = float(self._validation_loss())
+                        metrics.update(self._monitor())
+                        copies_over = self._check_copies(metrics)
+                        improved = metrics["val_loss"] < best["score"] - cfg.min_delta
+                        # weights over the copy limit are kept only while there are no others
+                        if best["modules"] is None or not copies_over and (improved or best_over):
+                            best.update(score=metrics["val_loss"], stale=0, epoch=epoch, modules=self._snapshot())
+                            best_over = copies_over
+                        else:
+                            best["stale"] += 1
                     strikes = strikes + 1 if copies_over else 0  # not checkpointed: a resumed run starts at 0
                     if strikes >= copy_guard.STRIKES and best["modules"] is not None:
                         self.stopped_early_ = True
@@ -459,6 +461,9 @@ class BaseGenerator:
         if best["modules"] is not None:  # keep the best validated weights, not the last ones
             for name, module in self._modules().items():
                 module.load_state_dict(best["modules"][name])
+        else:  # nothing validated: the weights validation would have scored
+            with self._evaluated_weights(keep=True):
+                pass
         for module in self._modules().values():
             module.eval()
         self.fit_seconds_ = time.perf_counter() - started
@@ -530,6 +535,13 @@ class BaseGenerator:
             series = self.history_.setdefault(key, [])
             series.extend([math.nan] * (len(self.history_["epoch"]) - 1 - len(series)))
             series.append(float(value))
+
+    @contextlib.contextmanager
+    def _evaluated_weights(self, keep: bool = False) -> Iterator[None]:
+        """The weights that validation scores, the copy guard samples and the best checkpoint
+        keeps, in place for the block (left in place with `keep`). A family that averages its
+        weights swaps the average in here; by default they are the live weights."""
+        yield
 
     def _snapshot(self) -> dict[str, dict[str, torch.Tensor]]:
         return {name: copy.deepcopy(module.state_dict()) for name, module in self._modules().items()}
