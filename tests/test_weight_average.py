@@ -44,7 +44,8 @@ def test_the_average_follows_its_warmed_up_recurrence_and_round_trips_as_optimis
 
 
 def test_without_validation_the_model_keeps_the_average_not_the_last_weights():
-    model = AutoregressiveTransformer(**SMALL, epochs=3, val_fraction=0.0).fit(_table())
+    model = AutoregressiveTransformer(**SMALL, epochs=4, val_fraction=0.0, ema_decay=0.9).fit(_table())
+    assert model.average_.steps >= 20 and model.average_.settled  # 2 / (1 - 0.9) steps
     averages = model.average_.averages()
     assert averages is not None
     for param, kept in zip(model.model_.parameters(), averages, strict=True):
@@ -61,7 +62,7 @@ class _KeepsValidationRows(AutoregressiveTransformer):
 
 def test_each_validation_keeps_the_average_or_the_live_weights_whichever_scores_lower():
     params = {**SMALL, "epochs": 6, "eval_every": 1, "patience": 0, "learning_rate": 2e-2}
-    model = _KeepsValidationRows(**params).fit(_table())
+    model = _KeepsValidationRows(**params, ema_decay=0.9).fit(_table())
     live = AutoregressiveTransformer(**params, ema_decay=0.0).fit(_table())
     assert live.average_ is None and "averaged" not in live.history_
     # the live weights train the same in both runs; validation scores both and keeps the lower
@@ -69,6 +70,7 @@ def test_each_validation_keeps_the_average_or_the_live_weights_whichever_scores_
     assert (chosen <= alone + 1e-9).all()
     averaged = np.array(model.history_["averaged"]) == 1.0
     assert averaged.any() and np.allclose(chosen[~averaged], alone[~averaged])
+    assert np.isnan(np.array(model.history_["averaged"], float)[0])  # 8 steps: not settled yet
     assert (chosen[averaged] <= alone[averaged]).all()
 
     best = int(np.argmin(chosen))
@@ -76,6 +78,14 @@ def test_each_validation_keeps_the_average_or_the_live_weights_whichever_scores_
     model.val_ = model.kept_val_
     with torch.no_grad():  # the kept weights are those of the best validation, so they score it
         assert model._validation_loss() == pytest.approx(chosen[best], rel=1e-6)
+
+
+def test_an_average_over_fewer_than_two_horizons_is_not_used():
+    model = AutoregressiveTransformer(**SMALL, epochs=3, val_fraction=0.0).fit(_table())
+    assert model.average_.steps < 400 and not model.average_.settled  # 2 / (1 - 0.995)
+    assert not all(
+        torch.equal(p.detach(), a) for p, a in zip(model.model_.parameters(), model.average_.averages(), strict=True)
+    )
 
 
 @pytest.mark.parametrize("bad", [1.0, -0.1, "high"])
