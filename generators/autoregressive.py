@@ -405,7 +405,7 @@ class AutoregressiveTransformer(BaseGenerator):
 
     def _monitor(self) -> dict[str, float]:
         chosen = getattr(self, "averaged_", None)
-        return {} if chosen is None else {"averaged": float(chosen)}  # 1: the average was kept
+        return {} if chosen is None else {"weight_average_kept": float(chosen)}  # 0: the live weights
 
     def _validation_loss(self) -> float:
         """Held-out negative log-likelihood, nats per row, canonical order (rows with -inf skipped)."""

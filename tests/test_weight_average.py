@@ -64,13 +64,13 @@ def test_each_validation_keeps_the_average_or_the_live_weights_whichever_scores_
     params = {**SMALL, "epochs": 6, "eval_every": 1, "patience": 0, "learning_rate": 2e-2}
     model = _KeepsValidationRows(**params, ema_decay=0.9).fit(_table())
     live = AutoregressiveTransformer(**params, ema_decay=0.0).fit(_table())
-    assert live.average_ is None and "averaged" not in live.history_
+    assert live.average_ is None and "weight_average_kept" not in live.history_
     # the live weights train the same in both runs; validation scores both and keeps the lower
     chosen, alone = np.array(model.history_["val_loss"]), np.array(live.history_["val_loss"])
     assert (chosen <= alone + 1e-9).all()
-    averaged = np.array(model.history_["averaged"]) == 1.0
+    averaged = np.array(model.history_["weight_average_kept"]) == 1.0
     assert averaged.any() and np.allclose(chosen[~averaged], alone[~averaged])
-    assert np.isnan(np.array(model.history_["averaged"], float)[0])  # 8 steps: not settled yet
+    assert np.isnan(np.array(model.history_["weight_average_kept"], float)[0])  # 8 steps: not settled yet
     assert (chosen[averaged] <= alone[averaged]).all()
 
     best = int(np.argmin(chosen))
