@@ -272,8 +272,8 @@ class ARConfig(TrainConfig):
     min_steps_per_pass: int = 8
     eval_every: int = 2
     patience: int = 8
-    # validation, the copy guard and the kept model use an exponential moving average of the
-    # weights (decay warmed up as (1 + t) / (10 + t)); 0 keeps the live weights
+    # an exponential moving average of the weights (decay warmed up as (1 + t) / (10 + t)); each
+    # validation keeps it or the live weights, whichever scores lower; 0 keeps the live weights
     ema_decay: float = 0.995
 
 
@@ -307,6 +307,8 @@ class AutoregressiveTransformer(BaseGenerator):
         # last weights jitter around the optimum, and a categorical column's sampled shares move
         # with them (CPS1988's region drew midwest 27.5% against 24.5% in training)
         self.average_ = WeightAverage(self.model_.parameters(), cfg.ema_decay) if cfg.ema_decay else None
+        self.scored_loss_: float | None = None  # set by _evaluated_weights for the validation it scored
+        self.averaged_: bool | None = None
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"transformer": self.model_}
@@ -376,13 +378,13 @@ class AutoregressiveTransformer(BaseGenerator):
         weights, whichever scores the lower held-out loss (the average without validation rows).
         Why choose: the average helps once the weights jitter around an optimum, but lags while
         they still improve fast."""
-        keeper = getattr(self, "average_", None)
+        keeper = self.average_
         average = keeper.averages() if keeper is not None and keeper.settled else None
         if average is None:
             yield
             return
         params = [p.detach() for p in self.model_.parameters()]
-        validate = getattr(self, "val_", None) is not None
+        validate = self.val_ is not None
         with torch.no_grad():
             live = [p.clone() for p in params]
             if validate:
@@ -404,12 +406,11 @@ class AutoregressiveTransformer(BaseGenerator):
                     torch._foreach_copy_(params, live)
 
     def _monitor(self) -> dict[str, float]:
-        chosen = getattr(self, "averaged_", None)
-        return {} if chosen is None else {"weight_average_kept": float(chosen)}  # 0: the live weights
+        return {} if self.averaged_ is None else {"weight_average_kept": float(self.averaged_)}  # 0: live
 
     def _validation_loss(self) -> float:
         """Held-out negative log-likelihood, nats per row, canonical order (rows with -inf skipped)."""
-        if getattr(self, "scored_loss_", None) is not None:  # scored by _evaluated_weights already
+        if self.scored_loss_ is not None:  # scored by _evaluated_weights already
             return self.scored_loss_
         log_lik = self._log_likelihood_matrix(*self.val_).sum(dim=1)
         finite = torch.isfinite(log_lik)
