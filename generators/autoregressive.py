@@ -469,8 +469,12 @@ class AutoregressiveTransformer(BaseGenerator):
         cfg = self.config
         plan = ConditionPlan.free(n, len(self.columns_)) if conditions is None else conditions
         sampler = Sampler(self.model_, self.codec_, self.device_, cfg.temperature, cfg.top_p, cfg.max_rejection_rounds)
+        # Rows per pass: as many as a key/value cache of 2**26 floats (256 MB) holds on the CPU.
+        # Why that large: each pass is one small step per column per layer, so per-call overhead
+        # dominates narrow batches; on loans (55 columns) 8,192 rows took 13.8 s in 397-row passes
+        # (a 32 MB cache) and 6.5 s in 3,177-row passes, and flights went 2,345 -> 4,301 rows/s.
         per_row = max(cfg.n_layers * 2 * len(self.columns_) * cfg.d_model, 1)  # cache floats per row
-        chunk = max(256, (2**28 if self.device_.type == "cuda" else 2**23) // per_row)
+        chunk = max(256, (2**28 if self.device_.type == "cuda" else 2**26) // per_row)
         return sampler.sample(plan, generator, chunk)
 
 
