@@ -9,28 +9,31 @@ decisions it informs are then checked side by side by benchmarks.run.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import warnings
 
 import torch
 
 from synthpipe.benchmarks import datasets, metrics
+from synthpipe.benchmarks.run import parse_params
+from synthpipe.benchmarks.systems import EPOCH_CAP
 from synthpipe.generators.autoregressive import AutoregressiveTransformer
 
 
-def _value(text: str) -> float | int:
-    return float(text) if any(ch in text for ch in ".e") else int(text)
-
-
-def main(argv: list[str]) -> dict:
-    name, seed, budget = argv[0], int(argv[1]), float(argv[2])
-    params = {k: _value(v) for k, v in (a.split("=", 1) for a in argv[3:])}
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description="one autoregressive fit under a budget, scored")
+    parser.add_argument("dataset", choices=sorted(datasets.DATASETS))
+    parser.add_argument("seed", type=int)
+    parser.add_argument("budget", type=float, help="time_budget_s")
+    parser.add_argument("params", nargs="*", help="KEY=VALUE Config fields, as benchmarks.run --param")
+    args = parser.parse_args(argv)
+    name, seed, budget, params = args.dataset, args.seed, args.budget, parse_params(parser, args.params)
     warnings.simplefilter("ignore")
     torch.set_num_threads(2)
     spec = datasets._spec(name)
     train, holdout = datasets.split(datasets.load_table(name), seed)
-    model = AutoregressiveTransformer(time_budget_s=budget, epochs=100_000, seed=seed, progress=False, **params)
+    model = AutoregressiveTransformer(time_budget_s=budget, epochs=EPOCH_CAP, seed=seed, progress=False, **params)
     model.fit(train)
     synthetic = model.sample(len(train), seed=seed)
     history = model.history_
@@ -51,4 +54,4 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1:])))
+    print(json.dumps(main()))
