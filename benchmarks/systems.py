@@ -276,6 +276,8 @@ class SynthpipeSystem:
             "stopped_early": bool(getattr(self.model, "stopped_early_", False)),
             "stop_reason": summary["stop_reason"],
             "best_epoch": summary["best_epoch"],
+            "validation_s": summary["validation_s"],  # inside train_s
+            "validations_skipped": summary["validations_skipped"],
             "net": _describe(net),
         }
 

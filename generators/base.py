@@ -75,6 +75,16 @@ class TrainConfig:
     # (generators/copy_guard.py): weights over the natural rate are not kept, and two such
     # validations in a row end training
     copy_guard: bool = True
+    # A timed fit (time_budget_s set) skips a scheduled validation while validation has
+    # already taken more than this share of the time since training began; the last epoch and
+    # the budget's end are always validated. Why: a fit cut by its budget learns more from those
+    # seconds than from one more score. The autoregressive model on loans (55 columns) spent 7.1
+    # of its 60 s validating (two held-out passes and the copy guard's 1,000 sampled rows, every
+    # 2 epochs); at 0.05 it spends 4.2 s, and over 3 seeds its two-sample AUC went 0.779 -> 0.752
+    # (flights 0.748 -> 0.747, diamonds 0.552 -> 0.546, CPS1988 0.517 -> 0.519; at 0.1 loans
+    # skipped none). Untimed fits keep the eval_every grid exactly, so they stay reproducible.
+    # None validates on the grid in timed fits too.
+    eval_share: float | None = 0.05
 
 
 # A parameter check: (parameter name, predicate on the whole config, what the value must be).
@@ -111,6 +121,11 @@ BASE_CHECKS: list[Check] = [
     _integer_at_least("patience", 0, " (0 disables)"),
     _number_above("min_delta", 0, inclusive=True),
     _integer_at_least("checkpoint_every", 1),
+    (
+        "eval_share",
+        lambda c: c.eval_share is None or (_is_number(c.eval_share) and 0 < c.eval_share <= 1),
+        "must be in (0, 1] (or unset)",
+    ),
     (
         "time_budget_s",
         lambda c: c.time_budget_s is None or (_is_number(c.time_budget_s) and c.time_budget_s > 0),
@@ -394,6 +409,8 @@ class BaseGenerator:
         steps = self._steps_per_epoch() if stepwise else 0
         self.steps_per_epoch_ = steps or None
         best, strikes, best_over = self._best, 0, False
+        validating = 0.0  # seconds spent validating in this call
+        self.skipped_validations_ = 0
         with _progress(cfg.progress, cfg.epochs, start_epoch, self.name) as advance:
             for epoch in range(start_epoch, cfg.epochs):
                 for module in self._modules().values():
@@ -418,7 +435,13 @@ class BaseGenerator:
                 self._check_finite(epoch, metrics)
                 last = epoch == cfg.epochs - 1
                 out_of_time = cut is not None or self._out_of_time(started)
-                if self.val_ is not None and ((epoch + 1) % cfg.eval_every == 0 or last or out_of_time):
+                due = (epoch + 1) % cfg.eval_every == 0
+                if due and self.val_ is not None and not (last or out_of_time):
+                    if self._validation_over_share(validating, started):
+                        due = False
+                        self.skipped_validations_ += 1
+                if self.val_ is not None and (due or last or out_of_time):
+                    scoring = time.perf_counter()
                     with self._evaluated_weights():
                         for module in self._modules().values():
                             module.eval()
@@ -433,6 +456,7 @@ class BaseGenerator:
                             best_over = copies_over
                         else:
                             best["stale"] += 1
+                    validating += time.perf_counter() - scoring
                     strikes = strikes + 1 if copies_over else 0  # not checkpointed: a resumed run starts at 0
                     if strikes >= copy_guard.STRIKES and best["modules"] is not None:
                         self.stopped_early_ = True
@@ -467,6 +491,7 @@ class BaseGenerator:
         for module in self._modules().values():
             module.eval()
         self.fit_seconds_ = time.perf_counter() - started
+        self.validation_seconds_ = validating
 
     def training_summary(self) -> dict[str, Any]:
         """How training went, for reports: epochs, the kept epoch, why it stopped, warnings."""
@@ -478,6 +503,9 @@ class BaseGenerator:
             "stopped_early": getattr(self, "stopped_early_", False),
             "stop_reason": stop.get("reason", "epochs" if history.get("epoch") else None),
             "warnings": list(getattr(self, "warnings_", [])),
+            # scheduled validations a timed fit skipped for their cost (TrainConfig.eval_share)
+            "validations_skipped": getattr(self, "skipped_validations_", 0),
+            "validation_s": getattr(self, "validation_seconds_", None),  # of fit_seconds_
         }
         rates, limits = history.get("copy_rate", []), history.get("copy_limit", [])
         if stop.get("reason") == "copies" and rates:
@@ -506,6 +534,13 @@ class BaseGenerator:
         rate, limit = guard.check(rows)
         metrics["copy_rate"], metrics["copy_limit"] = rate, limit
         return rate > limit
+
+    def _validation_over_share(self, validating: float, started: float) -> bool:
+        """Whether a timed fit has spent more than `eval_share` of its time so far validating."""
+        cfg = self.config
+        if cfg.time_budget_s is None or cfg.eval_share is None:
+            return False
+        return validating > cfg.eval_share * (time.perf_counter() - started)
 
     def _out_of_time(self, started: float) -> bool:
         budget = self.config.time_budget_s

@@ -32,6 +32,7 @@ def table() -> pd.DataFrame:
         (TVAE, {"batch_size": 1}, "batch_size"),
         (TVAE, {"time_budget_s": -5}, "time_budget_s"),
         (TVAE, {"steps_per_epoch": 0}, "steps_per_epoch"),
+        (TVAE, {"eval_share": 0}, "eval_share"),
         (TVAE, {"learning_rate": "fast"}, "learning_rate"),
         (CTGAN, {"tau": 0}, "tau"),
         (CTGAN, {"betas": (0.5, 1.5)}, "betas"),
@@ -112,3 +113,24 @@ def test_preflight_rejects_bad_values_before_reading_the_source(generator, param
     cfg = RunConfig(source=str(tmp_path / "never-read.csv"), generator=generator, params=params, device="cpu")
     with pytest.raises(ConfigError, match=name):
         check_generator(cfg)
+
+
+def _validated_epochs(model) -> list[int]:
+    return [e for e, v in zip(model.history_["epoch"], model.history_["val_loss"], strict=True) if np.isfinite(v)]
+
+
+def test_a_timed_fit_skips_validations_past_their_share_and_still_scores_the_last_epoch(table):
+    # any validation takes more than a billionth of the elapsed time: after the first one, every
+    # scheduled validation is over the share until the last epoch, which is always scored
+    common = {**SMALL_VAE, "epochs": 6, "eval_every": 1, "patience": 0, "progress": False, "seed": 2}
+    timed = TVAE(**common, time_budget_s=600, eval_share=1e-9).fit(table)
+    assert _validated_epochs(timed) == [0, 5]
+    assert timed.training_summary()["validations_skipped"] == 4
+
+
+@pytest.mark.parametrize("params", [{"eval_share": 1e-9}, {"time_budget_s": 600, "eval_share": None}])
+def test_untimed_fits_and_an_unset_share_validate_on_the_eval_every_grid(table, params):
+    common = {**SMALL_VAE, "epochs": 6, "eval_every": 2, "patience": 0, "progress": False, "seed": 2}
+    model = TVAE(**common, **params).fit(table)
+    assert _validated_epochs(model) == [1, 3, 5]
+    assert model.training_summary()["validations_skipped"] == 0
