@@ -87,11 +87,18 @@ def _start(config: Path, env: dict[str, str], *extra: str, pause: str | None = N
     # Output to files, not pipes: a SIGKILLed run's orphaned Prefect server would hold a pipe
     # open. Its own session, so that the server can be reaped afterwards.
     logs = config.parent / f"run-{time.monotonic_ns()}"
+    # SIGINT back to its default in the child, as a terminal gives it: a test session started as
+    # a background job (`.ci/run &`) runs with SIGINT ignored, the child would inherit that, and
+    # Python then installs no KeyboardInterrupt handler, so the Ctrl-C test waited out its timeout
     proc = subprocess.Popen([sys.executable, str(ENTRY), "run", str(config), *extra], env=run_env,
                             stdout=open(f"{logs}.out", "w"), stderr=open(f"{logs}.err", "w"),
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     proc.logs = logs
     return proc
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
