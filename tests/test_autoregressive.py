@@ -240,3 +240,25 @@ def test_written_out_bf16_attention_matches_the_fused_kernel():
     want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     got = causal_attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
     torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)
+
+
+def test_unset_learning_rate_follows_the_time_budget_and_a_set_one_is_kept():
+    """A timed fit steps at TIMED_LEARNING_RATE and an untimed one at UNTIMED_LEARNING_RATE, both
+    scaled by the rows a step uses; a rate the user sets is used in either case."""
+    from synthpipe.generators.autoregressive import TIMED_LEARNING_RATE, UNTIMED_LEARNING_RATE
+
+    data = pd.DataFrame({"a": np.arange(400) % 7, "b": np.linspace(0.0, 1.0, 400)})
+    cases = [({}, UNTIMED_LEARNING_RATE), ({"time_budget_s": 30.0}, TIMED_LEARNING_RATE),
+             ({"learning_rate": 1e-3, "time_budget_s": 30.0}, 1e-3), ({"learning_rate": 2e-3}, 2e-3)]
+    assert TIMED_LEARNING_RATE != UNTIMED_LEARNING_RATE
+    for params, rate in cases:
+        model = AutoregressiveTransformer(**SMALL, epochs=1, patience=0, **params).fit(data)
+        assert model.learning_rate() == rate
+        step_lr = model.optimizer_.param_groups[0]["lr"]
+        assert step_lr == pytest.approx(rate * model.step_rows() / model.config.batch_size)
+
+
+@pytest.mark.parametrize("value", [0, -1e-3, float("nan"), "fast"])
+def test_a_bad_learning_rate_is_a_config_error_naming_it(value):
+    with pytest.raises(ConfigError, match="learning_rate"):
+        AutoregressiveTransformer(**SMALL, learning_rate=value).fit(pd.DataFrame({"a": [1, 2, 3] * 20}))
