@@ -281,6 +281,7 @@ class ARConfig(TrainConfig):
     # between the two and 3.2e-2 worse again (flights 53.52, loans 152.9); a linear decay to 0.1x
     # over the budget cost loans 4.4 nats. Untimed, on the acs12 demo (2,000 rows, seeds 0-2),
     # 1.6e-2 scored quality 0.930 / 0.938 / 0.930 against 0.950 / 0.950 / 0.941 with 4e-3.
+    batch_size: int = 512
     learning_rate: float | None = None
     min_steps_per_pass: int = 8
     eval_every: int = 2

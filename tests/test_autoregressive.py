@@ -251,6 +251,8 @@ def test_unset_learning_rate_follows_the_time_budget_and_a_set_one_is_kept():
     cases = [({}, UNTIMED_LEARNING_RATE), ({"time_budget_s": 30.0}, TIMED_LEARNING_RATE),
              ({"learning_rate": 1e-3, "time_budget_s": 30.0}, 1e-3), ({"learning_rate": 2e-3}, 2e-3)]
     assert TIMED_LEARNING_RATE != UNTIMED_LEARNING_RATE
+    # the README's defaults: 03ba0f8 dropped ARConfig's batch_size line and fell back to 500
+    assert AutoregressiveTransformer.Config().batch_size == 512
     for params, rate in cases:
         model = AutoregressiveTransformer(**SMALL, epochs=1, patience=0, **params).fit(data)
         assert model.learning_rate() == rate
