@@ -4,6 +4,14 @@ Why beside benchmarks.run: a parameter probe (depth, decay, learning rate) needs
 validation loss, AUC and TSTR of one fit, without the harness's workers, peers and reports;
 decisions it informs are then checked side by side by benchmarks.run.
 
+`holdout_nll` is the holdout's exact NLL (nats per row) in the canonical order, the order of
+likelihoods and plain samples. `conditional_nll` is the mean over a few columns (the last three
+modelled columns and the target) of the holdout's NLL in the order a conditional sample on that
+column runs: the column first, then the rest canonically. Why both: a training change that
+favours the canonical order (canonical_fraction) must show what it costs conditional sampling.
+`rare_replayed` is the share of synthetic rows holding a categorical value seen in fewer than
+5 training rows (what `min_category_count` protects; 0 with the default).
+
     python -m benchmarks.budget_probe loans 0 60 n_layers=3 [name=value ...]
 """
 
@@ -13,6 +21,7 @@ import argparse
 import json
 import warnings
 
+import numpy as np
 import torch
 
 from synthpipe.benchmarks import datasets, metrics
@@ -47,10 +56,40 @@ def main(argv: list[str] | None = None) -> dict:
         "c2st_auc": round(metrics.c2st_auc(holdout, synthetic, seed=seed), 4),
         "tstr": round(metrics.utility(train, holdout, synthetic, spec.target, spec.task, seed=seed)["utility_ratio"], 4),
     }
+    out.update(_likelihoods(model, holdout, spec.target))
+    out["rare_replayed"] = rare_replayed(train, synthetic)
     if spec.target2:
         second = metrics.utility(train, holdout, synthetic, spec.target2, spec.task2, seed=seed)
         out["tstr2"] = round(second["utility_ratio"], 4)
     return out
+
+
+def rare_replayed(train, synthetic, below: int = 5) -> float:
+    """Share of synthetic rows holding a categorical value seen in fewer than `below` training
+    rows (what min_category_count protects; booleans and numbers are not counted)."""
+    hit = np.zeros(len(synthetic), dtype=bool)
+    for name in train.columns:
+        if train[name].dtype == object or str(train[name].dtype) in ("category", "string"):
+            counts = train[name].value_counts()
+            hit |= synthetic[name].isin(counts.index[counts < below]).to_numpy()
+    return round(float(hit.mean()), 4)
+
+
+def _likelihoods(model: AutoregressiveTransformer, holdout, target: str | None) -> dict:
+    """Canonical and conditional-order holdout NLL (see the module docstring)."""
+    columns = list(model.columns_)
+    firsts = list(dict.fromkeys([*columns[-3:], *([target] if target in columns else [])]))
+    canonical = model.log_likelihood(holdout)
+    by_first = {f: model.log_likelihood(holdout, order=[f, *(c for c in columns if c != f)]) for f in firsts}
+    # rows the model cannot produce (an unseen category) are -inf in every order: left out of all
+    finite = np.isfinite(canonical) & np.logical_and.reduce([np.isfinite(v) for v in by_first.values()])
+    conditional = {f: round(float(-v[finite].mean()), 3) for f, v in by_first.items()}
+    return {
+        "holdout_rows_scored": int(finite.sum()),
+        "holdout_nll": round(float(-canonical[finite].mean()), 3),
+        "conditional_nll": round(float(np.mean(list(conditional.values()))), 3),
+        "conditional_nll_by_first": conditional,
+    }
 
 
 if __name__ == "__main__":

@@ -100,8 +100,11 @@ class ConditionPlan:
 class TokenCodec:
     """fit / encode / decode / compile_conditions / state as JSON (the RowCodec protocol)."""
 
-    def __init__(self, n_bins: int = 48, max_categories: int = 500, max_fit_rows: int = 20_000):
+    def __init__(
+        self, n_bins: int = 48, max_categories: int = 500, max_fit_rows: int = 20_000, min_category_count: int = 1
+    ):
         self.n_bins, self.max_categories, self.max_fit_rows = n_bins, max_categories, max_fit_rows
+        self.min_category_count = min_category_count  # fitting only: the vocabularies record its effect
 
     # ---- fitting and layout ---------------------------------------------------------------------
 
@@ -120,7 +123,7 @@ class TokenCodec:
                 )
             elif column.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
                 self.categories[column.name] = CategoricalEncoder(column)
-                self.categories[column.name].fit(series, self.max_categories)
+                self.categories[column.name].fit(series, self.max_categories, self.min_category_count)
         return self
 
     @property
@@ -256,6 +259,15 @@ class TokenCodec:
 
     # ---- sampler tables -------------------------------------------------------------------------
 
+    def protected_tokens(self, i: int) -> np.ndarray | None:
+        """Column i's tokens a free draw must never give (bool per token), or None: the OTHER
+        class of a categorical column whose folded values are all protected (CategoricalEncoder),
+        as long as another token remains to draw."""
+        enc = self.categories.get(self.columns[i])
+        if enc is None or not enc.other_is_protected or len(enc.categories) < 2:
+            return None
+        return np.array([c is not None and c == OTHER for c in enc.categories])
+
     def bins(self, i: int) -> BinTable | None:
         """Column i's bins in model units, one row per token (NaN for the null token); None for
         categorical columns."""
@@ -287,10 +299,7 @@ class TokenCodec:
                 "params": {"n_bins": self.n_bins, "max_categories": self.max_categories, "max_fit_rows": self.max_fit_rows},
                 "schema": self.schema_.to_dict(),
                 "binned": {k: b.state_dict() for k, b in self.binned.items()},
-                "categories": {
-                    k: {"categories": e.categories, "tail": e.tail, "tail_probs": e.tail_probs}
-                    for k, e in self.categories.items()
-                },
+                "categories": {k: e.state() for k, e in self.categories.items()},
             }
         )
 
@@ -301,9 +310,7 @@ class TokenCodec:
         self.binned = {k: BinnedColumn.from_state_dict(self.schema_[k], s) for k, s in state["binned"].items()}
         self.categories = {}
         for name, s in state["categories"].items():
-            enc = CategoricalEncoder(self.schema_[name])
-            enc.categories, enc.tail, enc.tail_probs = list(s["categories"]), list(s["tail"]), list(s["tail_probs"])
-            self.categories[name] = enc
+            self.categories[name] = CategoricalEncoder.from_state(self.schema_[name], s)
         return self
 
 

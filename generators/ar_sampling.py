@@ -20,7 +20,10 @@ skipping them makes "what fewer than 5 rows show at a column's end is not reprod
 every emitted row instead of almost every one. A range condition still reaches them (its
 truncation is exact under the unrestricted model), and the likelihood stays the unrestricted
 model's, so a held-out row out there keeps a finite log-probability; free draws are thus exact
-draws from the model restricted to the protected range, renormalised.
+draws from the model restricted to the protected range, renormalised. Categorical columns do
+the same with an OTHER class that folds only protected values (seen in fewer than
+`min_category_count` training rows, `transforms.CategoricalEncoder`): a free cell never draws
+it, a condition naming such a value still gives it.
 
 Rows with two or more ranges: sequential truncation alone over-weights values of the first
 ranged column that make later ranges unlikely, so a row's draw is accepted with probability
@@ -100,6 +103,10 @@ class Sampler:
                     self.skip[i] = torch.where(
                         torch.as_tensor(table.beyond, device=device), -math.inf, 0.0
                     ).float()
+                continue
+            never = codec.protected_tokens(i)  # an OTHER class of protected values only
+            if never is not None:
+                self.skip[i] = torch.where(torch.as_tensor(never, device=device), -math.inf, 0.0).float()
 
     # ---- the plan -------------------------------------------------------------------------------
 

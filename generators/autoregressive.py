@@ -306,7 +306,7 @@ class AutoregressiveTransformer(BaseGenerator):
 
     def _make_codec(self) -> TokenCodec:
         cfg = self.config
-        return TokenCodec(cfg.n_bins, cfg.max_categories, cfg.max_fit_rows)
+        return TokenCodec(cfg.n_bins, cfg.max_categories, cfg.max_fit_rows, cfg.min_category_count)
 
     def _encode_rows(self, df: pd.DataFrame, censor: bool = True) -> tuple[torch.Tensor, ...]:
         """Training and validation rows are censored to each column's protected range; rows whose

@@ -69,6 +69,9 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     max_categories: int = 500  # categories beyond this are folded into one "other" class
+    # a categorical value seen in fewer training rows is never emitted unless a condition names
+    # it (generators/transforms.py CategoricalEncoder: rare values identify their rows); 1 = off
+    min_category_count: int = 5
     max_modes: int = 10  # Gaussian-mixture modes per continuous column
     max_fit_rows: int = 20_000  # rows used to fit the mixture of each continuous column
     # each validation also counts generated rows identical to a once-seen training row
@@ -139,6 +142,7 @@ BASE_CHECKS: list[Check] = [
     ("device", lambda c: isinstance(c.device, str) and bool(c.device), "must be auto, cpu, cuda or cuda:N"),
     _integer_at_least("seed", 0),
     _integer_at_least("max_categories", 1),
+    _integer_at_least("min_category_count", 1),
     _integer_at_least("max_modes", 1),
     _integer_at_least("max_fit_rows", 2),
 ]
@@ -331,7 +335,11 @@ class BaseGenerator:
         """The family's unfitted row codec, configured from self.config."""
         cfg = self.config
         return self.Codec(
-            max_modes=cfg.max_modes, max_categories=cfg.max_categories, max_fit_rows=cfg.max_fit_rows, seed=cfg.seed
+            max_modes=cfg.max_modes,
+            max_categories=cfg.max_categories,
+            max_fit_rows=cfg.max_fit_rows,
+            seed=cfg.seed,
+            min_category_count=cfg.min_category_count,
         )
 
     def _param_checks(self) -> list[Check]:

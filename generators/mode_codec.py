@@ -53,11 +53,19 @@ class EncodedTable:
 class ModeSpecificCodec:
     """Fit on a table and its schema; encode to (values, codes); decode back to a DataFrame."""
 
-    def __init__(self, max_modes: int = 10, max_categories: int = 500, max_fit_rows: int = 20_000, seed: int = 0):
+    def __init__(
+        self,
+        max_modes: int = 10,
+        max_categories: int = 500,
+        max_fit_rows: int = 20_000,
+        seed: int = 0,
+        min_category_count: int = 1,
+    ):
         self.max_modes = max_modes
         self.max_categories = max_categories
         self.max_fit_rows = max_fit_rows
         self.seed = seed
+        self.min_category_count = min_category_count  # fitting only: the vocabularies record its effect
 
     def fit(self, df: pd.DataFrame, schema: TableSchema, seed: int | None = None) -> ModeSpecificCodec:
         """`seed` (default: the constructor's) drives the mixtures' row subsamples."""
@@ -72,7 +80,7 @@ class ModeSpecificCodec:
                 enc.fit(df[column.name], self.max_fit_rows, self.max_modes, rng)
             elif column.kind.value in ("categorical", "boolean"):
                 enc = CategoricalEncoder(column)
-                enc.fit(df[column.name], self.max_categories)
+                enc.fit(df[column.name], self.max_categories, self.min_category_count)
             else:  # identifiers and constants are restored at decode time
                 continue
             self.encoders_[column.name] = enc
@@ -167,10 +175,16 @@ class ModeSpecificCodec:
         folded = (codes < 0) & np.fromiter((c is not None for c in cells), dtype=bool, count=len(cells))
         if folded.any():
             value = cells[np.flatnonzero(folded)[0]]
+            protected = enc.tail[len(enc.tail) - enc.tail_protected :]
+            if any(value is c or value == c for c in protected):
+                why = "it is seen in fewer training rows than min_category_count, so it is protected"
+                fix = "lower min_category_count (1 turns protection off)"
+            else:
+                why = f"it is beyond max_categories={self.max_categories}"
+                fix = "raise max_categories"
             raise ConfigError(
-                f"condition {name}={value!r}: this rare category was folded into an 'other' class "
-                f"(max_categories={self.max_categories}), so the gan/vae codec cannot condition on it; "
-                f"raise max_categories or use the autoregressive generator"
+                f"condition {name}={value!r}: this rare category was folded into an 'other' class ({why}), "
+                f"so the gan/vae codec cannot condition on it; {fix} or use the autoregressive generator"
             )
 
     def to_dense(self, values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -199,12 +213,7 @@ class ModeSpecificCodec:
                     "datetime_unit": enc.datetime_unit,
                 }
             else:
-                columns[name] = {
-                    "type": "categorical",
-                    "categories": to_jsonable(enc.categories),
-                    "tail": to_jsonable(enc.tail),
-                    "tail_probs": enc.tail_probs,
-                }
+                columns[name] = {"type": "categorical", **to_jsonable(enc.state())}
         return {
             "params": {
                 "max_modes": self.max_modes,
@@ -232,11 +241,7 @@ class ModeSpecificCodec:
                     s["datetime_unit"],
                 )
             else:
-                enc = CategoricalEncoder(column)
-                enc.categories = list(s["categories"])
-                enc.tail = list(s["tail"])
-                enc.tail_probs = s["tail_probs"]
-                self.encoders_[name] = enc
+                self.encoders_[name] = CategoricalEncoder.from_state(column, s)
         self._build_layout()
         return self
 

@@ -42,6 +42,7 @@ import torch
 from synthpipe.generators.errors import ConfigError, ModelError
 from synthpipe.generators.schema import ColumnKind, ColumnSchema
 from synthpipe.generators.tokenize import MAX_SUPPORT
+from synthpipe.generators.transforms import OTHER
 
 MODEL_JSON, WEIGHTS = "model.json", "model.safetensors"
 MAX_MODEL_JSON_BYTES = 256 * 2**20  # model.json holds categories and bins, never data
@@ -54,6 +55,8 @@ META_KEYS = {"format_version", "generator", "params", "codec", "history", "extra
 # format 1 named the codec's state "encoder" (a ModeSpecificCodec state; gan and vae only)
 CODEC_KEY = {1: "encoder", 2: "codec"}
 
+ADDED_PARAMS = frozenset({"min_category_count"})
+
 # (low, high) for integer parameters, by field name, wherever a Config has that field; each
 # bound is far above any sensible tabular model and far below what would exhaust memory
 PARAM_BOUNDS: dict[str, tuple[int, int]] = {
@@ -63,6 +66,7 @@ PARAM_BOUNDS: dict[str, tuple[int, int]] = {
     "patience": (0, 10**7),
     "checkpoint_every": (1, 10**7),
     "max_categories": (1, 100_000),
+    "min_category_count": (1, 10**9),
     "max_modes": (1, 1_000),
     "max_fit_rows": (1, 10**9),
     "seed": (-(2**63), 2**64 - 1),
@@ -174,7 +178,8 @@ def check_params(params: Any, config_cls: type, file: Path) -> dict[str, Any]:
     _require(isinstance(params, dict), file, "params", "must be a JSON object")
     hints = typing.get_type_hints(config_cls)
     known = {f.name for f in fields(config_cls)}
-    _check_keys(params, known, file, "params.")
+    # fields added since format 2 was written: a model saved before them loads with the default
+    _check_keys(params, known, file, "params.", optional=ADDED_PARAMS & known)
     for key, value in params.items():
         field = f"params.{key}"
         if key == "checkpoint_dir":  # cleared by read_model_meta; only its type matters
@@ -487,7 +492,13 @@ def _check_continuous(column: dict, file: Path, field: str, max_modes: int) -> N
 
 
 def _check_categorical(column: dict, file: Path, field: str, max_categories: int) -> None:
-    _check_keys(column, {"type", "categories", "tail", "tail_probs"}, file, f"{field}.")
+    _check_keys(
+        column,
+        {"type", "categories", "tail", "tail_probs", "tail_protected", "fallback_probs"},
+        file,
+        f"{field}.",
+        optional={"tail_protected", "fallback_probs"},
+    )
     _require(
         column["type"] == "categorical",
         file,
@@ -524,6 +535,24 @@ def _check_categorical(column: dict, file: Path, field: str, max_categories: int
     )
     if tail:
         _require(abs(sum(probs) - 1) < 1e-6, file, f"{field}.tail_probs", f"sum to {sum(probs)!r}, not 1")
+    protected = column.get("tail_protected", 0)
+    _require(
+        _is_int(protected) and 0 <= protected <= len(tail),
+        file,
+        f"{field}.tail_protected",
+        f"is {_show(protected)}; expected an integer from 0 to the tail's length ({len(tail)})",
+    )
+    fallback = column.get("fallback_probs", [])
+    kept = [c for c in categories if c is not None and c != OTHER]
+    _require(
+        isinstance(fallback, list)
+        and (not fallback or len(fallback) == len(kept))
+        and all(_is_number(p) and p >= 0 for p in fallback)
+        and (not fallback or abs(sum(fallback) - 1) < 1e-6),
+        file,
+        f"{field}.fallback_probs",
+        f"must be empty or {len(kept)} finite non-negative shares (one per kept category) that sum to 1",
+    )
 
 
 def check_extra_state(

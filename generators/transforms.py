@@ -25,6 +25,9 @@ from synthpipe.generators.restore import (
 from synthpipe.generators.schema import ColumnKind, ColumnSchema, check_magnitude
 
 OTHER = "__synthpipe_other__"  # bucket for categories beyond max_categories
+# What a cell becomes when every value of its column is protected (seen in fewer than
+# min_category_count rows) and the column has no null to stand in
+PROTECTED_VALUE = "(rare value)"
 
 # The restore helpers under their former private names, for autoregressive.py until it imports
 # them from generators/restore.py.
@@ -220,29 +223,58 @@ class ContinuousEncoder:
 
 @dataclass
 class CategoricalEncoder:
-    """Categorical or boolean column -> one category code (null is a category of its own)."""
+    """Categorical or boolean column -> one category code (null is a category of its own).
+
+    Rare-category protection: a categorical value seen in fewer than `min_count` training rows
+    (a free-text job title, a tail number) is folded into the OTHER class and never emitted by a
+    free draw, only when a condition names it. Why: a value that few rows share identifies them,
+    and a model that replays it verbatim leaks it, which neither the exact-copy nor the distance
+    checks see; it is the categorical half of the codecs' value protection (numeric columns
+    never draw past their PROTECTED_ROWS-th extreme values). Protected values stay in `tail`,
+    last, with their training shares, so likelihoods are those of the trained model (as a held-out
+    value past a numeric column's protected range keeps its likelihood); `tail_protected` counts
+    them. When OTHER holds nothing but protected values, the autoregressive sampler never draws
+    it (`other_is_protected`); the GAN and VAE, which draw it from their softmax, decode it as a
+    kept category drawn by training share (`fallback_probs`). Booleans are never protected.
+    """
 
     column: ColumnSchema
     categories: list[Any] = field(default_factory=list)  # the classes, OTHER and null included
-    tail: list[Any] = field(default_factory=list)  # values folded into OTHER
+    tail: list[Any] = field(default_factory=list)  # values folded into OTHER, protected ones last
     tail_probs: list[float] = field(default_factory=list)
+    tail_protected: int = 0  # the last this many tail values are never drawn freely
+    fallback_probs: list[float] = field(default_factory=list)  # kept classes' shares (see above)
     n_values = 0
 
     @property
     def has_null(self) -> bool:
         return self.column.nullable
 
-    def fit(self, series: pd.Series, max_categories: int) -> None:
+    @property
+    def other_is_protected(self) -> bool:
+        """OTHER folds protected values only: a free draw of it has no value to become."""
+        return bool(self.tail) and self.tail_protected == len(self.tail)
+
+    def fit(self, series: pd.Series, max_categories: int, min_count: int = 1) -> None:
         counts = series.dropna().value_counts()
         known = self.column.categories or list(counts.index)
         # most frequent first, unseen-but-declared categories after
         ranked = sorted(known, key=lambda c: -int(counts.get(c, 0)))
-        head, tail = ranked[:max_categories], ranked[max_categories:]
+        protect = self.column.kind == ColumnKind.CATEGORICAL and min_count > 1
+        rare = [c for c in ranked if 0 < int(counts.get(c, 0)) < min_count] if protect else []
+        if rare:
+            rare_set = set(rare)
+            ranked = [c for c in ranked if c not in rare_set]
+        head, tail = ranked[:max_categories], ranked[max_categories:] + rare
         self.categories = list(head)
+        self.tail_protected = len(rare)
         if tail:
             tail_counts = np.array([counts.get(c, 0) for c in tail], dtype=np.float64) + 1e-9
             self.tail, self.tail_probs = list(tail), (tail_counts / tail_counts.sum()).tolist()
             self.categories.append(OTHER)
+            if self.other_is_protected and head:
+                head_counts = np.array([counts.get(c, 0) for c in head], dtype=np.float64) + 1e-9
+                self.fallback_probs = (head_counts / head_counts.sum()).tolist()
         if self.has_null:
             self.categories.append(None)
 
@@ -266,10 +298,48 @@ class CategoricalEncoder:
         if self.tail:
             other = out == OTHER
             if other.any():
-                tail = np.empty(len(self.tail), dtype=object)
-                tail[:] = self.tail
-                out[other] = tail[rng.choice(len(self.tail), size=int(other.sum()), p=self.tail_probs)]
+                members, probs = self._other_draws()
+                if members:
+                    pool = np.empty(len(members), dtype=object)
+                    pool[:] = members
+                    out[other] = pool[rng.choice(len(members), size=int(other.sum()), p=probs)]
+                else:  # every value is protected: nothing may be emitted in its place
+                    out[other] = None if self.has_null else PROTECTED_VALUE
         return restore_categorical(out, self.column)
+
+    def _other_draws(self) -> tuple[list[Any], np.ndarray]:
+        """What a drawn OTHER becomes: a kept tail value by share, else a kept class by share."""
+        kept = len(self.tail) - self.tail_protected
+        if not self.tail_protected:
+            return self.tail, np.asarray(self.tail_probs, dtype=np.float64)
+        if kept:
+            probs = np.asarray(self.tail_probs[:kept], dtype=np.float64)
+            return self.tail[:kept], probs / probs.sum()
+        head = [c for c in self.categories if c is not None and c != OTHER]
+        if not head or len(self.fallback_probs) != len(head):
+            return [], np.zeros(0)
+        return head, np.asarray(self.fallback_probs, dtype=np.float64)
+
+    def state(self) -> dict[str, Any]:
+        """The fitted vocabulary as plain values (the protection fields only when used, so a
+        model without protected values saves exactly what it did before)."""
+        out = {"categories": self.categories, "tail": self.tail, "tail_probs": self.tail_probs}
+        if self.tail_protected:
+            out["tail_protected"] = self.tail_protected
+        if self.fallback_probs:
+            out["fallback_probs"] = self.fallback_probs
+        return out
+
+    @classmethod
+    def from_state(cls, column: ColumnSchema, state: dict[str, Any]) -> CategoricalEncoder:
+        return cls(
+            column,
+            list(state["categories"]),
+            list(state["tail"]),
+            list(state["tail_probs"]),
+            int(state.get("tail_protected", 0)),
+            list(state.get("fallback_probs", [])),
+        )
 
     def spans(self) -> list[tuple[str, int]]:
         return [("category", len(self.categories))]
