@@ -173,6 +173,8 @@ def validate(
 
     reached("validate")
     checks_cfg = {"out_dir": str(out_dir), **cfg.checks}  # GX Data Docs go next to the report
+    if "min_category_count" in cfg.params:  # hold the generator to the rarity it was asked to protect
+        checks_cfg.setdefault("rare_value_min_count", cfg.params["min_category_count"])
     if cfg.expectations:
         checks_cfg.setdefault("expectations_suite", cfg.expectations)
     return run_validation(

@@ -46,6 +46,9 @@ def test_every_check_runs_and_applies(validated):
     assert set(ALL_CHECKS) <= set(names) and "holdout_log_likelihood" in names
     for c in checks:
         assert "error" not in c.extra, c.summary
+        if c.name == "privacy_rare_values" and c.passed is None:  # acs12 has no rare category
+            assert "no categorical value is held by fewer than 5 training rows" in c.summary
+            continue
         if c.name != "holdout_log_likelihood":
             assert c.passed is not None, f"{c.name} did not apply: {c.summary}"
         if c.name != "expectations":

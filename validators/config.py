@@ -103,6 +103,17 @@ class ValidationConfig(BaseModel):
         "by closeness to the synthetic set). 0.5 means the synthetic table reveals nothing about who "
         "was in training.",
     )
+    rare_value_min_count: int = Field(
+        5, ge=1,
+        description="A categorical value held by fewer training rows than this is rare: it points at those "
+        "rows' people. 5 is the generators' own min_category_count, which a pipeline run passes on.",
+    )
+    rare_value_max_share: float = Field(
+        0.0, ge=0, le=1,
+        description="Allowed share of synthetic rows carrying a rare training value (privacy_rare_values). 0: "
+        "synthpipe's generators never emit one freely, so any is a broken promise. Holdout rows carry such "
+        "values naturally and are reported beside it, not gated on.",
+    )
     privacy_max_rows: int = Field(
         5_000, ge=100,
         description="Rows of each table used for nearest-neighbour distances (exact copies always use all rows).",
