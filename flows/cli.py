@@ -262,7 +262,11 @@ def _print_verdict(report: dict[str, Any], out: Path) -> None:
     for check in report.get("checks", []):
         mark = {True: "pass", False: "FAIL", None: "info"}[check.get("passed")]
         score = check.get("score")
-        score_text = f"{score:.4g}" if isinstance(score, int | float) else str(score)
+        extra = check.get("extra") or {}
+        if extra.get("applicable") is False:
+            mark, score_text = "n/a", str(extra.get("reason", "not applicable"))
+        else:
+            score_text = f"{score:.4g}" if isinstance(score, int | float) else str(score)
         print(f"  {mark:4}  {check['name']:<28} {score_text}")
     sys.stdout.flush()
 

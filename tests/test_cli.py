@@ -191,3 +191,16 @@ def test_user_error_records_lose_their_traceback_in_the_run_logs():
         logger.removeHandler(handler)
     assert seen[0].exc_info is None and "column 'x' is empty" in seen[0].getMessage()
     assert seen[1].exc_info is not None
+
+
+def test_verdict_lines_say_why_a_check_does_not_apply(capsys):
+    from synthpipe.flows.cli import _print_verdict
+    from synthpipe.validators.base import CheckResult, gate, not_applicable
+
+    gated = CheckResult(name="quality", score=0.95, threshold=0.8, passed=gate(0.95, 0.8, "higher"),
+                        summary="", direction="higher")
+    skipped = not_applicable("privacy_rare_values", "nothing rare", "lower", 0.0)
+    _print_verdict({"passed": True, "checks": [gated.to_dict(), skipped.to_dict()]}, Path("out"))
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split() == ["pass", "quality", "0.95"] for line in lines), lines
+    assert any(line.split() == ["n/a", "privacy_rare_values", "nothing", "rare"] for line in lines), lines
