@@ -211,6 +211,7 @@ class ModeSpecificCodec:
                     "means": enc.means.tolist(),
                     "stds": enc.stds.tolist(),
                     "datetime_unit": enc.datetime_unit,
+                    **({"discrete": True} if enc.discrete else {}),  # written only when used
                 }
             else:
                 columns[name] = {"type": "categorical", **to_jsonable(enc.state())}
@@ -239,6 +240,7 @@ class ModeSpecificCodec:
                     np.array(s["means"]),
                     np.array(s["stds"]),
                     s["datetime_unit"],
+                    bool(s.get("discrete", False)),
                 )
             else:
                 self.encoders_[name] = CategoricalEncoder.from_state(column, s)

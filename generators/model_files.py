@@ -42,7 +42,7 @@ import torch
 from synthpipe.generators.errors import ConfigError, ModelError
 from synthpipe.generators.schema import ColumnKind, ColumnSchema
 from synthpipe.generators.tokenize import MAX_SUPPORT
-from synthpipe.generators.transforms import OTHER
+from synthpipe.generators.transforms import DISCRETE_MAX_VALUES, OTHER
 
 MODEL_JSON, WEIGHTS = "model.json", "model.safetensors"
 MAX_MODEL_JSON_BYTES = 256 * 2**20  # model.json holds categories and bins, never data
@@ -454,13 +454,26 @@ def _check_id_format(fmt: Any, file: Path, field: str) -> None:
 
 
 def _check_continuous(column: dict, file: Path, field: str, max_modes: int) -> None:
-    _check_keys(column, {"type", "weights", "means", "stds", "datetime_unit"}, file, f"{field}.")
+    _check_keys(
+        column, {"type", "weights", "means", "stds", "datetime_unit", "discrete"}, file, f"{field}.", {"discrete"}
+    )
     _require(
         column["type"] == "continuous",
         file,
         f"{field}.type",
         f"is {_show(column['type'])}; expected 'continuous'",
     )
+    discrete = column.get("discrete", False)
+    _require(isinstance(discrete, bool), file, f"{field}.discrete", f"is {_show(discrete)}; expected true or false")
+    if discrete:  # one mode per support value (transforms.DISCRETE_MAX_VALUES), ascending
+        max_modes = DISCRETE_MAX_VALUES
+        means = column["means"]
+        _require(
+            isinstance(means, list) and all(_is_number(v) for v in means) and all(a < b for a, b in zip(means, means[1:])),
+            file,
+            f"{field}.means",
+            "must be strictly ascending for a discrete column",
+        )
     for key in ("weights", "means", "stds"):
         values = column[key]
         _require(

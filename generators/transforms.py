@@ -92,6 +92,9 @@ ATOM_SHARE = 0.02  # a value held by at least this share of a column's rows beco
 ATOM_PROMINENCE = 3.0  # ... and at least this many times the share of either neighbouring value
 ATOM_WIDTH = 1e-9  # an atom's std, relative to its magnitude (or the column's spread)
 MIN_REST_ROWS = 10  # rows off the atoms needed to fit the mixture on them alone
+DISCRETE_MAX_VALUES = 64  # a column whose rows sit on at most this many values is discrete ...
+DISCRETE_MIN_COUNT = 5  # ... counting values held by at least this many fitted rows ...
+DISCRETE_MIN_SHARE = 0.99  # ... when those values hold at least this share of its rows
 
 
 def _atoms(x: np.ndarray, max_modes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +113,31 @@ def _atoms(x: np.ndarray, max_modes: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(-np.where(spike, shares, 0.0), kind="stable")[: max_modes // 2]
     order = order[spike[order]]
     return values[order], shares[order]
+
+
+def _discrete_support(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A column's support as (values, shares) when its rows sit on a few values, else None.
+
+    Why: a loans interest rate takes 57 values and a flight's minute 60. A mixture turns them
+    into a continuous density and the generator emits 12.37% between 12.34% and 12.62%, so the
+    column alone told synthetic rows from real ones at a two-sample AUC of 0.95. Here every kept
+    value is an atom, the column is a category over them, and a row decodes to exactly one of
+    them. Values held by fewer than DISCRETE_MIN_COUNT rows are not kept (they would be replayed
+    verbatim, as a rare category would; see CategoricalEncoder) and snap to the nearest kept one."""
+    if len(x) == 0:
+        return None
+    values, counts = np.unique(x, return_counts=True)
+    kept = counts >= DISCRETE_MIN_COUNT
+    if not 2 <= kept.sum() <= DISCRETE_MAX_VALUES or counts[kept].sum() < DISCRETE_MIN_SHARE * len(x):
+        return None
+    return values[kept], counts[kept] / counts[kept].sum()
+
+
+def _nearest(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Index of the nearest of `sorted_values` (ascending) for each x."""
+    right = np.clip(np.searchsorted(sorted_values, x), 1, len(sorted_values) - 1)
+    left = right - 1
+    return np.where(np.abs(x - sorted_values[left]) <= np.abs(sorted_values[right] - x), left, right)
 
 
 def _component_log_prob(x: np.ndarray, weights: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
@@ -135,6 +163,7 @@ class ContinuousEncoder:
     means: np.ndarray = field(default_factory=lambda: np.zeros(1))
     stds: np.ndarray = field(default_factory=lambda: np.ones(1))
     datetime_unit: str | None = None  # rounding unit that the source's datetimes all respect
+    discrete: bool = False  # every mode is an atom: see `_discrete_support`
 
     n_values = 1
 
@@ -154,6 +183,12 @@ class ContinuousEncoder:
             self.datetime_unit = datetime_unit(series.dropna())
         if len(x) > max_rows:
             x = rng.choice(x, size=max_rows, replace=False)
+        support = None if self.column.kind == ColumnKind.DATETIME else _discrete_support(x)
+        if support is not None:
+            values, shares = support
+            self.weights, self.means, self.discrete = shares, values, True
+            self.stds = np.maximum(ATOM_WIDTH * np.maximum(np.abs(values), float(np.std(x)) or 1.0), 1e-300)
+            return
         atoms, shares = (np.zeros(0), np.zeros(0)) if self.column.kind == ColumnKind.DATETIME else _atoms(x, max_modes)
         rest = x[~np.isin(x, atoms)]
         if len(atoms) == 0 or len(rest) < MIN_REST_ROWS:
@@ -170,8 +205,12 @@ class ContinuousEncoder:
     def encode(self, series: pd.Series) -> tuple[np.ndarray, list[np.ndarray]]:
         x, null = self._to_float(series)
         filled = np.where(null, self.means[np.argmax(self.weights)], x)
-        mode = np.argmax(_component_log_prob(filled, self.weights, self.means, self.stds), axis=1)
-        alpha = (filled - self.means[mode]) / (4 * self.stds[mode])
+        if self.discrete:  # the nearest support value; a value off the support (rare) snaps to it
+            mode = _nearest(self.means, filled)
+            alpha = np.zeros(len(filled))
+        else:
+            mode = np.argmax(_component_log_prob(filled, self.weights, self.means, self.stds), axis=1)
+            alpha = (filled - self.means[mode]) / (4 * self.stds[mode])
         codes = [mode]
         if self.has_null:
             codes.append(null.astype(np.int64))
@@ -179,7 +218,7 @@ class ContinuousEncoder:
 
     def decode(self, values: np.ndarray, codes: list[np.ndarray]) -> pd.Series:
         mode = np.clip(codes[0], 0, self.n_modes - 1)
-        x = values[:, 0].astype(np.float64) * 4 * self.stds[mode] + self.means[mode]
+        x = self.means[mode] if self.discrete else values[:, 0].astype(np.float64) * 4 * self.stds[mode] + self.means[mode]
         null = codes[1].astype(bool) if self.has_null else np.zeros(len(x), dtype=bool)
         return self._from_float(x, null)
 

@@ -212,6 +212,11 @@ def _many_categories(meta: dict) -> None:
     columns["city"]["categories"] = [f"c{i}" for i in range(100_000)]
 
 
+def _discrete_repeated_value(meta: dict) -> None:
+    """A discrete column decodes a mode to its value by position, so its values must ascend."""
+    meta["codec"]["columns"]["amount"].update(discrete=True, weights=[0.5, 0.5], means=[1.0, 1.0], stds=[1e-9, 1e-9])
+
+
 def _column_field(field: str, value: Any, column: str = "when") -> Callable[[dict], None]:
     def fn(meta: dict) -> None:
         for col in meta["codec"]["schema"]["columns"]:
@@ -349,6 +354,20 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path], None], str, str]] = [
         edit_json(_set("codec", "columns", "amount", "weights", value=[1.0] * 10**5)),
         J,
         r"columns\['amount'\]\.weights",
+    ),
+    (
+        "codec-discrete-not-a-bool",
+        MODE,
+        edit_json(_set("codec", "columns", "amount", "discrete", value="yes")),
+        J,
+        r"columns\['amount'\]\.discrete",
+    ),
+    (
+        "codec-discrete-values-not-ascending",
+        MODE,
+        edit_json(_discrete_repeated_value),
+        J,
+        r"columns\['amount'\]\.means",
     ),
     ("codec-missing-column", MODE, edit_json(_delete("codec", "columns", "city")), J, r"codec\.columns"),
     (

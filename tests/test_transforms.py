@@ -182,3 +182,51 @@ def test_very_large_integers_stay_integers_in_range(dtype):
     assert str(back["big"].dtype) == dtype
     assert back["big"].min() >= df["big"].min() and back["big"].max() <= df["big"].max()
     np.testing.assert_allclose(back["big"].astype(float), df["big"].astype(float), rtol=1e-6)
+
+
+def _rates_table(n: int = 3_000, seed: int = 0) -> pd.DataFrame:
+    """A loans-like interest rate: 40 values on a 0.01 grid, plus three rates held by one row."""
+    rng = np.random.default_rng(seed)
+    grid = np.round(np.sort(rng.choice(np.arange(500, 3100), 40, replace=False)) / 100, 2)
+    rate = rng.choice(grid, n, p=rng.dirichlet(np.ones(40) * 3))
+    rate[:3] = [5.01, 17.77, 30.99]  # not on the grid: each identifies its row
+    return pd.DataFrame({"rate": rate, "amount": np.round(rng.lognormal(9, 0.6, n), 2)})
+
+
+def test_a_column_on_a_few_values_is_discrete_and_decodes_only_its_kept_values():
+    """Why: a mixture smears 40 rates into a density, and the generator then emits rates that
+    exist nowhere; a discrete column decodes to exactly a kept value, never a rare one."""
+    df = _rates_table()
+    _, enc, encoded = _encode(df)
+    rate, amount = enc.encoders_["rate"], enc.encoders_["amount"]
+    assert rate.discrete and not amount.discrete
+    counts = df["rate"].value_counts()
+    kept = set(counts.index[counts >= 5])
+    assert set(rate.means.tolist()) == kept and rate.n_modes == len(kept)
+    np.testing.assert_allclose(rate.weights, counts[sorted(kept)].to_numpy() / counts[sorted(kept)].sum())
+    back = enc.decode(encoded, 0)
+    on_grid = df["rate"].isin(kept).to_numpy()
+    assert (back["rate"][on_grid] == df["rate"][on_grid]).all()  # kept values round-trip exactly
+    assert back["rate"].isin(kept).all()  # the three rare rates snapped to a kept neighbour
+    rng = np.random.default_rng(1)
+    modes = rng.integers(0, rate.n_modes, 500)
+    out = rate.decode(rng.normal(0, 3, (500, 1)).astype(np.float32), [modes])
+    assert out.isin(kept).all() and (out.to_numpy() == rate.means[modes]).all()
+
+
+def test_a_wide_or_unrepeated_column_is_not_discrete():
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame({"minute": rng.integers(0, 200, 5_000)})  # 200 values: beyond 64
+    sparse = pd.DataFrame({"x": np.concatenate([rng.integers(0, 10, 900), rng.normal(size=100)])})  # 10% unrepeated
+    assert not _encode(wide)[1].encoders_["minute"].discrete
+    assert not _encode(sparse)[1].encoders_["x"].discrete
+
+
+def test_discrete_state_round_trips_through_json():
+    df = _rates_table()
+    _, enc, encoded = _encode(df)
+    state = json.loads(json.dumps(enc.state_dict()))
+    assert state["columns"]["rate"]["discrete"] is True and "discrete" not in state["columns"]["amount"]
+    again = TableEncoder.from_state_dict(state)
+    assert again.encoders_["rate"].discrete
+    pd.testing.assert_frame_equal(again.decode(encoded, 0), enc.decode(encoded, 0))
