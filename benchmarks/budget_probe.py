@@ -11,8 +11,11 @@ column runs: the column first, then the rest canonically. Why both: a training c
 favours the canonical order (canonical_fraction) must show what it costs conditional sampling.
 `rare_replayed` is the share of synthetic rows holding a categorical value seen in fewer than
 5 training rows (what `min_category_count` protects; 0 with the default).
+`--generator gan` (or vae) probes that generator instead, without the likelihoods, which only
+the autoregressive model has.
 
     python -m benchmarks.budget_probe loans 0 60 n_layers=3 [name=value ...]
+    python -m benchmarks.budget_probe cps1988 0 60 --generator gan
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 from synthpipe.benchmarks import datasets, metrics
 from synthpipe.benchmarks.run import parse_params
 from synthpipe.benchmarks.systems import EPOCH_CAP
+from synthpipe.generators import get_generator_class
 from synthpipe.generators.autoregressive import AutoregressiveTransformer
 
 
@@ -36,27 +40,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("seed", type=int)
     parser.add_argument("budget", type=float, help="time_budget_s")
     parser.add_argument("params", nargs="*", help="KEY=VALUE Config fields, as benchmarks.run --param")
+    parser.add_argument("--generator", default="autoregressive", choices=["autoregressive", "gan", "vae"])
     args = parser.parse_args(argv)
     name, seed, budget, params = args.dataset, args.seed, args.budget, parse_params(parser, args.params)
     warnings.simplefilter("ignore")
     torch.set_num_threads(2)
     spec = datasets._spec(name)
     train, holdout = datasets.split(datasets.load_table(name), seed)
-    model = AutoregressiveTransformer(time_budget_s=budget, epochs=EPOCH_CAP, seed=seed, progress=False, **params)
+    cls = get_generator_class(args.generator)
+    model = cls(time_budget_s=budget, epochs=EPOCH_CAP, seed=seed, progress=False, **params)
     model.fit(train)
     synthetic = model.sample(len(train), seed=seed)
     history = model.history_
     out = {
         "dataset": name,
+        "generator": args.generator,
         "seed": seed,
         "params": params,
         "epochs": len(history["epoch"]),
         "stop": history.get("stop", {}).get("reason"),
-        "val_loss": min(v for v in history["val_loss"] if v == v),
+        "val_loss": min((v for v in history.get("val_loss", []) if v == v), default=None),
         "c2st_auc": round(metrics.c2st_auc(holdout, synthetic, seed=seed), 4),
         "tstr": round(metrics.utility(train, holdout, synthetic, spec.target, spec.task, seed=seed)["utility_ratio"], 4),
     }
-    out.update(_likelihoods(model, holdout, spec.target))
+    out["dcr_ratio"] = round(metrics.dcr_ratio(train, holdout, synthetic, seed=seed)["dcr_ratio"], 4)
+    if isinstance(model, AutoregressiveTransformer):
+        out.update(_likelihoods(model, holdout, spec.target))
     out["rare_replayed"] = rare_replayed(train, synthetic)
     if spec.target2:
         second = metrics.utility(train, holdout, synthetic, spec.target2, spec.task2, seed=seed)

@@ -306,3 +306,18 @@ def test_report_takes_a_run_found_in_several_csvs_from_the_first_and_says_where_
         ("synthpipe-vae", 0.8),
     ]
     assert report.provenance(runs) == ["- `synthpipe-vae` equal_budget figures come from git `old` (2026-12-02), not the run above"]
+
+
+def test_codec_oracle_keeps_tokens_and_redraws_values_within_their_bins(acs12):
+    """The oracle is the table a perfect model of the tokens would emit: every cell re-encodes
+    to the token of its source cell, while continuous values move within the bin."""
+    from synthpipe.benchmarks.codec_oracle import oracle_table
+    from synthpipe.generators.ar_codec import TokenCodec
+    from synthpipe.generators.schema import infer_schema
+
+    table = oracle_table(acs12, n_bins=16, seed=0, censor=False)
+    assert list(table.columns) == list(acs12.columns) and len(table) == len(acs12)
+    codec = TokenCodec(n_bins=16, min_category_count=5).fit(acs12, infer_schema(acs12), 0)
+    np.testing.assert_array_equal(codec.encode(table).tokens, codec.encode(acs12).tokens)
+    income = acs12["income"].notna()
+    assert (table["income"][income] != acs12["income"][income]).mean() > 0.5
