@@ -75,13 +75,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 def rare_replayed(train, synthetic, below: int = 5) -> float:
     """Share of synthetic rows holding a categorical value seen in fewer than `below` training
-    rows (what min_category_count protects; booleans and numbers are not counted)."""
-    hit = np.zeros(len(synthetic), dtype=bool)
-    for name in train.columns:
-        if train[name].dtype == object or str(train[name].dtype) in ("category", "string"):
-            counts = train[name].value_counts()
-            hit |= synthetic[name].isin(counts.index[counts < below]).to_numpy()
-    return round(float(hit.mean()), 4)
+    rows: the `privacy_rare_values` check's score (what min_category_count protects)."""
+    from synthpipe.generators.schema import infer_schema
+    from synthpipe.validators.rare_values import rare_training_values, tally_rows
+
+    rare = rare_training_values(train, infer_schema(train).columns, below)
+    return round(tally_rows(rare, [synthetic]).share, 4)
 
 
 def _likelihoods(model: AutoregressiveTransformer, holdout, target: str | None) -> dict:

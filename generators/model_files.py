@@ -465,15 +465,8 @@ def _check_continuous(column: dict, file: Path, field: str, max_modes: int) -> N
     )
     discrete = column.get("discrete", False)
     _require(isinstance(discrete, bool), file, f"{field}.discrete", f"is {_show(discrete)}; expected true or false")
-    if discrete:  # one mode per support value (transforms.DISCRETE_MAX_VALUES), ascending
+    if discrete:  # one mode per support value (transforms.DISCRETE_MAX_VALUES)
         max_modes = DISCRETE_MAX_VALUES
-        means = column["means"]
-        _require(
-            isinstance(means, list) and all(_is_number(v) for v in means) and all(a < b for a, b in zip(means, means[1:])),
-            file,
-            f"{field}.means",
-            "must be strictly ascending for a discrete column",
-        )
     for key in ("weights", "means", "stds"):
         values = column[key]
         _require(
@@ -496,6 +489,13 @@ def _check_continuous(column: dict, file: Path, field: str, max_modes: int) -> N
         "must be non-negative with a positive sum",
     )
     _require(all(v > 0 for v in column["stds"]), file, f"{field}.stds", "must be positive")
+    means = column["means"]  # a discrete column's mode is found by searching its values
+    _require(
+        not discrete or all(a < b for a, b in zip(means, means[1:])),
+        file,
+        f"{field}.means",
+        "must be strictly ascending for a discrete column",
+    )
     _require(
         column["datetime_unit"] in _DATETIME_UNITS,
         file,

@@ -133,6 +133,12 @@ def _discrete_support(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return values[kept], counts[kept] / counts[kept].sum()
 
 
+def _atom_stds(atoms: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Zero-width modes in effect: ATOM_WIDTH of the atom's magnitude (or the column's spread)."""
+    spread = float(np.std(x)) or 1.0
+    return np.maximum(ATOM_WIDTH * np.maximum(np.abs(atoms), spread), 1e-300)
+
+
 def _nearest(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Index of the nearest of `sorted_values` (ascending) for each x."""
     right = np.clip(np.searchsorted(sorted_values, x), 1, len(sorted_values) - 1)
@@ -187,7 +193,7 @@ class ContinuousEncoder:
         if support is not None:
             values, shares = support
             self.weights, self.means, self.discrete = shares, values, True
-            self.stds = np.maximum(ATOM_WIDTH * np.maximum(np.abs(values), float(np.std(x)) or 1.0), 1e-300)
+            self.stds = _atom_stds(values, x)
             return
         atoms, shares = (np.zeros(0), np.zeros(0)) if self.column.kind == ColumnKind.DATETIME else _atoms(x, max_modes)
         rest = x[~np.isin(x, atoms)]
@@ -197,10 +203,9 @@ class ContinuousEncoder:
         weights, means, stds = fit_gmm_1d(rest, max_modes=max_modes - len(atoms))
         # an atom is a mode of (almost) zero width: a row holding the value is encoded into it
         # (its density there dwarfs every other mode's) and any within-mode value decodes to it
-        spread = float(np.std(x)) or 1.0
         self.weights = np.concatenate([weights * (1.0 - shares.sum()), shares])
         self.means = np.concatenate([means, atoms])
-        self.stds = np.concatenate([stds, np.maximum(ATOM_WIDTH * np.maximum(np.abs(atoms), spread), 1e-300)])
+        self.stds = np.concatenate([stds, _atom_stds(atoms, x)])
 
     def encode(self, series: pd.Series) -> tuple[np.ndarray, list[np.ndarray]]:
         x, null = self._to_float(series)

@@ -91,7 +91,7 @@ def wilson_interval(hits: int, n: int, confidence: float) -> tuple[float, float]
     return lower, min(1.0, centre + half)
 
 
-def _tally(rare: dict[str, pd.Series], frames: Iterable[pd.DataFrame]) -> RareValueTally:
+def tally_rows(rare: dict[str, pd.Series], frames: Iterable[pd.DataFrame]) -> RareValueTally:
     tally = RareValueTally(rare)
     for frame in frames:
         tally.add(frame)
@@ -120,10 +120,10 @@ def rare_values_check(
         from synthpipe.validators.streaming import dataset_batches
 
         batches = dataset_batches(synthetic_path, config.stream_batch_rows, columns=list(rare))
-        tally, coverage = _tally(rare, batches), "every emitted row (streamed)"
+        tally, coverage = tally_rows(rare, batches), "every emitted row (streamed)"
     else:
-        tally, coverage = _tally(rare, [synthetic]), "the synthetic table"
-    natural = _tally(rare, [holdout]) if holdout is not None and len(holdout) else None
+        tally, coverage = tally_rows(rare, [synthetic]), "the synthetic table"
+    natural = tally_rows(rare, [holdout]) if holdout is not None and len(holdout) else None
     n_rare = sum(len(v) for v in rare.values())
     held_by = sum(int(v.sum()) for v in rare.values())
     details = pd.DataFrame({
